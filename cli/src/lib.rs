@@ -1,0 +1,14 @@
+//! The envseal command line as a library: one module per subcommand, plus the API
+//! client and shared options. `main.rs` only parses and dispatches.
+//!
+//! Nothing here prints, logs or passes a secret value on a command line, except the
+//! explicit reveals (`secrets get --reveal`, `export`, `tokens create`).
+
+pub mod client;
+pub mod cmd_export;
+pub mod cmd_projects;
+pub mod cmd_run;
+pub mod cmd_scan;
+pub mod cmd_secrets;
+pub mod cmd_tokens;
+pub mod global;

@@ -1,0 +1,64 @@
+//! `envseal`: the command line. Parses arguments and dispatches to one module per
+//! subcommand; exit codes are decided here.
+
+use clap::{Parser, Subcommand};
+use envseal::{cmd_export, cmd_projects, cmd_run, cmd_scan, cmd_secrets, cmd_tokens, global};
+use std::process::ExitCode;
+
+/// Keeps Dify's secrets out of .env files.
+#[derive(Parser)]
+#[command(name = "envseal", version, about, propagate_version = true)]
+struct Cli {
+    #[command(flatten)]
+    global: global::Global,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Manage projects and their environments.
+    #[command(subcommand)]
+    Projects(cmd_projects::ProjectsCmd),
+    /// Read and write secrets.
+    #[command(subcommand)]
+    Secrets(cmd_secrets::SecretsCmd),
+    /// Manage machine tokens.
+    #[command(subcommand)]
+    Tokens(cmd_tokens::TokensCmd),
+    /// Print a whole environment as .env or JSON (values included).
+    Export(cmd_export::ExportArgs),
+    /// Fetch an environment's secrets and run a command with them.
+    Run(cmd_run::RunArgs),
+    /// Scan a Git history, directory or staged changes for leaked secrets.
+    Scan(cmd_scan::ScanArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Projects(cmd) => cmd_projects::run(&cli.global, cmd),
+        Command::Secrets(cmd) => cmd_secrets::run(&cli.global, cmd),
+        Command::Tokens(cmd) => cmd_tokens::run(&cli.global, cmd),
+        Command::Export(args) => cmd_export::run(&cli.global, args),
+        Command::Run(args) => cmd_run::run(&cli.global, args),
+        Command::Scan(args) => cmd_scan::run(&cli.global, args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            if is_broken_pipe(&err) {
+                return ExitCode::SUCCESS;
+            }
+            eprintln!("envseal: error: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|e| {
+        e.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}

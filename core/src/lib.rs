@@ -1,0 +1,13 @@
+//! The secret model and the wire types that envseal-server and the envseal CLI share.
+//!
+//! This crate knows nothing about HTTP, SQL, cryptography or processes: it only says
+//! what a valid name is, how a value travels as JSON, and what the API's bodies look
+//! like. Both binaries depend on it so that the contract lives in one place.
+#![warn(missing_docs)]
+
+pub mod name;
+pub mod value;
+pub mod wire;
+
+pub use name::{validate_env_var_name, validate_slug, NameError};
+pub use value::{SecretValue, WireValue, WireValueError};

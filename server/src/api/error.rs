@@ -1,0 +1,161 @@
+//! The one HTTP error type. Clients get a stable code and a message that never holds
+//! secret values or internals; the cause of a 5xx is logged, not sent.
+
+use crate::secrets::SecretsError;
+use crate::store::StoreError;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use envseal_core::wire::ErrorBody;
+
+/// Every way a request can fail.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The request is malformed or invalid (400).
+    #[error("{message}")]
+    BadRequest {
+        /// Stable code.
+        code: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+    /// No valid credentials (401).
+    #[error("{0}")]
+    Unauthorized(&'static str),
+    /// Authenticated but not allowed (403).
+    #[error("this token is not allowed to do that")]
+    Forbidden,
+    /// No such thing (404).
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// State conflict (409).
+    #[error("{message}")]
+    Conflict {
+        /// Stable code.
+        code: &'static str,
+        /// What conflicts.
+        message: String,
+    },
+    /// Body over the limit (413).
+    #[error("request body is larger than the server accepts")]
+    PayloadTooLarge,
+    /// A dependency is down (503); the cause is logged.
+    #[error("service unavailable")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// Stored data failed authentication (500); logged.
+    #[error("integrity check failed")]
+    Integrity(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// Anything else (500); logged.
+    #[error("internal error")]
+    Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl ApiError {
+    /// A 400 with a code.
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        ApiError::BadRequest {
+            code,
+            message: message.into(),
+        }
+    }
+
+    fn parts(&self) -> (StatusCode, &'static str) {
+        match self {
+            ApiError::BadRequest { code, .. } => (StatusCode::BAD_REQUEST, code),
+            ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            ApiError::Forbidden => (StatusCode::FORBIDDEN, "forbidden"),
+            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            ApiError::Conflict { code, .. } => (StatusCode::CONFLICT, code),
+            ApiError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            ApiError::Integrity(_) => (StatusCode::INTERNAL_SERVER_ERROR, "integrity_error"),
+            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.parts();
+        let message = match &self {
+            ApiError::Unavailable(cause) => {
+                tracing::error!(error = %cause, "dependency unavailable");
+                "the server cannot reach its database or key provider; try again".to_owned()
+            }
+            ApiError::Integrity(cause) => {
+                tracing::error!(error = %cause, "stored data failed its integrity check");
+                "a stored value failed its integrity check; the server log has details".to_owned()
+            }
+            ApiError::Internal(cause) => {
+                tracing::error!(error = %cause, "internal error");
+                "internal error".to_owned()
+            }
+            other => other.to_string(),
+        };
+        let mut response = (
+            status,
+            Json(ErrorBody {
+                code: code.to_owned(),
+                message,
+            }),
+        )
+            .into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Bearer"),
+            );
+        }
+        response
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound => ApiError::NotFound("resource"),
+            StoreError::Conflict => ApiError::Conflict {
+                code: "already_exists",
+                message: "it already exists".to_owned(),
+            },
+            StoreError::Database(
+                sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed,
+            ) => ApiError::Unavailable(Box::new(e)),
+            e => ApiError::Internal(Box::new(e)),
+        }
+    }
+}
+
+impl From<SecretsError> for ApiError {
+    fn from(e: SecretsError) -> Self {
+        use crate::crypto::CryptoError;
+        match e {
+            SecretsError::Store(s) => s.into(),
+            SecretsError::Crypto(CryptoError::Provider(_)) => ApiError::Unavailable(Box::new(e)),
+            SecretsError::Crypto(_) => ApiError::Integrity(Box::new(e)),
+            SecretsError::NotFound(what) => ApiError::NotFound(what),
+            SecretsError::CasConflict { .. } => ApiError::Conflict {
+                code: "cas_conflict",
+                message: e.to_string(),
+            },
+            SecretsError::Destroyed(_) => ApiError::Conflict {
+                code: "destroyed",
+                message: e.to_string(),
+            },
+            SecretsError::Invalid(message) => ApiError::BadRequest {
+                code: "invalid_request",
+                message,
+            },
+            SecretsError::Busy => ApiError::Conflict {
+                code: "busy",
+                message: e.to_string(),
+            },
+        }
+    }
+}
+
+impl From<envseal_core::NameError> for ApiError {
+    fn from(e: envseal_core::NameError) -> Self {
+        ApiError::bad_request("invalid_name", e.to_string())
+    }
+}

@@ -1,0 +1,148 @@
+//! Projects and environments. Creating either needs an admin token; a scoped token
+//! sees only its own project.
+
+use super::extract::{Auth, Body};
+use super::{ApiError, AppState};
+use crate::store::{EnvRow, ProjectRow};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use envseal_core::validate_slug;
+use envseal_core::wire::{CreateEnvironment, CreateProject, Environment, Project, ProjectList};
+use std::sync::Arc;
+
+pub(super) fn env_wire(e: &EnvRow) -> Environment {
+    Environment {
+        project: e.project_name.clone(),
+        name: e.name.clone(),
+        revision: e.revision,
+        created_at: e.created_at,
+    }
+}
+
+async fn project_wire(state: &AppState, p: ProjectRow) -> Result<Project, ApiError> {
+    let environments = state
+        .store
+        .environments(p.id)
+        .await?
+        .into_iter()
+        .map(|e| e.name)
+        .collect();
+    Ok(Project {
+        name: p.name,
+        description: p.description,
+        created_at: p.created_at,
+        environments,
+    })
+}
+
+/// The project, if the caller may see it (403 otherwise, before any lookup).
+async fn visible_project(
+    state: &AppState,
+    auth: &Auth,
+    name: &str,
+) -> Result<ProjectRow, ApiError> {
+    validate_slug("project", name)?;
+    if !auth.0.can_see_project(name) {
+        return Err(ApiError::Forbidden);
+    }
+    state.store.project(name).await.map_err(|e| match e {
+        crate::store::StoreError::NotFound => ApiError::NotFound("project"),
+        e => e.into(),
+    })
+}
+
+/// Lists the projects the caller may see.
+#[utoipa::path(get, path = "/v1/projects", responses((status = 200, body = ProjectList)))]
+pub(super) async fn list(
+    State(state): State<Arc<AppState>>,
+    auth: Auth,
+) -> Result<Json<ProjectList>, ApiError> {
+    let mut projects = Vec::new();
+    for p in state.store.list_projects().await? {
+        if auth.0.can_see_project(&p.name) {
+            projects.push(project_wire(&state, p).await?);
+        }
+    }
+    Ok(Json(ProjectList { projects }))
+}
+
+/// Creates a project (admin).
+#[utoipa::path(post, path = "/v1/projects", request_body = CreateProject,
+    responses((status = 201, body = Project), (status = 409, body = envseal_core::wire::ErrorBody)))]
+pub(super) async fn create(
+    State(state): State<Arc<AppState>>,
+    auth: Auth,
+    Body(req): Body<CreateProject>,
+) -> Result<(StatusCode, Json<Project>), ApiError> {
+    if !auth.0.is_admin() {
+        return Err(ApiError::Forbidden);
+    }
+    validate_slug("project", &req.name)?;
+    let row = state
+        .store
+        .create_project(&req.name, &req.description, crate::now())
+        .await
+        .map_err(|e| match e {
+            crate::store::StoreError::Conflict => ApiError::Conflict {
+                code: "already_exists",
+                message: format!("project {} already exists", req.name),
+            },
+            e => e.into(),
+        })?;
+    tracing::info!(project = %row.name, by = %auth.0.name, "project created");
+    Ok((StatusCode::CREATED, Json(project_wire(&state, row).await?)))
+}
+
+/// One project.
+#[utoipa::path(get, path = "/v1/projects/{project}", responses((status = 200, body = Project)))]
+pub(super) async fn show(
+    State(state): State<Arc<AppState>>,
+    auth: Auth,
+    Path(project): Path<String>,
+) -> Result<Json<Project>, ApiError> {
+    let row = visible_project(&state, &auth, &project).await?;
+    Ok(Json(project_wire(&state, row).await?))
+}
+
+/// A project's environments.
+#[utoipa::path(get, path = "/v1/projects/{project}/environments",
+    responses((status = 200, body = [Environment])))]
+pub(super) async fn list_environments(
+    State(state): State<Arc<AppState>>,
+    auth: Auth,
+    Path(project): Path<String>,
+) -> Result<Json<Vec<Environment>>, ApiError> {
+    let row = visible_project(&state, &auth, &project).await?;
+    let envs = state.store.environments(row.id).await?;
+    Ok(Json(envs.iter().map(env_wire).collect()))
+}
+
+/// Creates an environment (admin).
+#[utoipa::path(post, path = "/v1/projects/{project}/environments", request_body = CreateEnvironment,
+    responses((status = 201, body = Environment)))]
+pub(super) async fn create_environment(
+    State(state): State<Arc<AppState>>,
+    auth: Auth,
+    Path(project): Path<String>,
+    Body(req): Body<CreateEnvironment>,
+) -> Result<(StatusCode, Json<Environment>), ApiError> {
+    if !auth.0.is_admin() {
+        return Err(ApiError::Forbidden);
+    }
+    validate_slug("environment", &req.name)?;
+    let project = visible_project(&state, &auth, &project).await?;
+    let env = state
+        .store
+        .create_environment(&project, &req.name, crate::now())
+        .await
+        .map_err(|e| match e {
+            crate::store::StoreError::Conflict => ApiError::Conflict {
+                code: "already_exists",
+                message: format!("environment {} already exists in {}", req.name, project.name),
+            },
+            e => e.into(),
+        })?;
+    tracing::info!(project = %project.name, env = %env.name, by = %auth.0.name, "environment created");
+    Ok((StatusCode::CREATED, Json(env_wire(&env))))
+}

@@ -1,0 +1,195 @@
+//! Server configuration: flags with `ENVSEAL_*` environment variables and safe
+//! defaults, resolved into a checked plan before anything is opened.
+//!
+//! Secrets (master passphrase, bootstrap token) are read only from the environment,
+//! never from flags, so that they cannot appear on a command line.
+
+use crate::crypto::MasterKeySource;
+use clap::Parser;
+use secrecy::SecretString;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// `envseal-server` arguments.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "envseal-server", version, about = "envseal secret server")]
+pub struct ServerArgs {
+    /// Address to listen on.
+    #[arg(long, env = "ENVSEAL_LISTEN", default_value = "127.0.0.1:8420")]
+    pub listen: SocketAddr,
+    /// Directory for the SQLite database, master key and generated certificate.
+    #[arg(long, env = "ENVSEAL_DATA_DIR", default_value = "./envseal-data")]
+    pub data_dir: PathBuf,
+    /// Database URL: `postgres://…` for several replicas; default SQLite in the data dir.
+    #[arg(long, env = "ENVSEAL_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Master key file (created 0600 if missing). Default: DATA_DIR/master.key. Set
+    /// ENVSEAL_MASTER_PASSPHRASE instead to derive the key with argon2id.
+    #[arg(long, env = "ENVSEAL_MASTER_KEY_FILE")]
+    pub master_key_file: Option<PathBuf>,
+    /// TLS certificate chain (PEM).
+    #[arg(long, env = "ENVSEAL_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    #[arg(long, env = "ENVSEAL_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Serve TLS with a self-signed certificate kept in DATA_DIR (clients trust
+    /// DATA_DIR/tls-cert.pem through ENVSEAL_CA_CERT).
+    #[arg(long, env = "ENVSEAL_TLS_SELF_SIGNED", conflicts_with = "tls_cert")]
+    pub tls_self_signed: bool,
+    /// Allow plain HTTP on a non-loopback address (only behind a TLS-terminating proxy).
+    #[arg(long, env = "ENVSEAL_INSECURE_HTTP")]
+    pub insecure_http: bool,
+    /// Versions kept per secret; older ones are deleted.
+    #[arg(long, env = "ENVSEAL_KEEP_VERSIONS", default_value_t = 10)]
+    pub keep_versions: i64,
+    /// Per-request timeout in seconds.
+    #[arg(long, env = "ENVSEAL_REQUEST_TIMEOUT", default_value_t = 30)]
+    pub request_timeout_secs: u64,
+    /// Log filter (tracing `EnvFilter` syntax).
+    #[arg(long, env = "ENVSEAL_LOG", default_value = "info")]
+    pub log: String,
+}
+
+/// TLS material to load or generate.
+#[derive(Debug, Clone)]
+pub enum TlsPlan {
+    /// Files given by the operator.
+    Files {
+        /// Certificate chain.
+        cert: PathBuf,
+        /// Private key.
+        key: PathBuf,
+    },
+    /// A self-signed pair kept in the data directory.
+    SelfSigned {
+        /// Where the pair lives.
+        dir: PathBuf,
+    },
+}
+
+/// Checked configuration.
+pub struct Resolved {
+    /// sqlx URL.
+    pub database_url: String,
+    /// The URL with any password removed, for messages.
+    pub database_display: String,
+    /// Directory to create (the data dir when something lives in it).
+    pub create_dir: Option<PathBuf>,
+    /// Where the KEK comes from.
+    pub master_key: MasterKeySource,
+    /// TLS, if any.
+    pub tls: Option<TlsPlan>,
+}
+
+impl ServerArgs {
+    /// Checks the combination of options.
+    pub fn resolve(&self) -> anyhow::Result<Resolved> {
+        let tls = match (&self.tls_cert, &self.tls_key, self.tls_self_signed) {
+            (Some(cert), Some(key), _) => Some(TlsPlan::Files {
+                cert: cert.clone(),
+                key: key.clone(),
+            }),
+            (_, _, true) => Some(TlsPlan::SelfSigned {
+                dir: self.data_dir.clone(),
+            }),
+            _ => None,
+        };
+        if tls.is_none() && !self.listen.ip().is_loopback() && !self.insecure_http {
+            anyhow::bail!(
+                "refusing plain HTTP on non-loopback address {}: give --tls-cert/--tls-key or \
+                 --tls-self-signed, or --insecure-http behind a TLS-terminating proxy",
+                self.listen
+            );
+        }
+        if self.keep_versions < 1 {
+            anyhow::bail!("--keep-versions must be at least 1");
+        }
+        let (database_url, database_display, uses_dir) = match &self.database_url {
+            Some(url) => (url.clone(), redact_url(url), false),
+            None => {
+                let path = self.data_dir.join("envseal.db");
+                (
+                    format!("sqlite://{}?mode=rwc", path.display()),
+                    path.display().to_string(),
+                    true,
+                )
+            }
+        };
+        let master_key = match std::env::var("ENVSEAL_MASTER_PASSPHRASE") {
+            Ok(p) if !p.is_empty() => {
+                if p.len() < 12 {
+                    anyhow::bail!("ENVSEAL_MASTER_PASSPHRASE must be at least 12 characters");
+                }
+                MasterKeySource::Passphrase(SecretString::from(p))
+            }
+            _ => MasterKeySource::File(
+                self.master_key_file
+                    .clone()
+                    .unwrap_or_else(|| self.data_dir.join("master.key")),
+            ),
+        };
+        let uses_dir = uses_dir
+            || matches!(tls, Some(TlsPlan::SelfSigned { .. }))
+            || (self.master_key_file.is_none() && matches!(master_key, MasterKeySource::File(_)));
+        Ok(Resolved {
+            database_url,
+            database_display,
+            create_dir: uses_dir.then(|| self.data_dir.clone()),
+            master_key,
+            tls,
+        })
+    }
+}
+
+/// `scheme://user:***@host/…`: never show a database password.
+fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let userinfo = &url[s + 3..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{}://{}:***@{}", &url[..s], user, &url[at + 1..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(extra: &[&str]) -> ServerArgs {
+        let mut v = vec!["envseal-server"];
+        v.extend_from_slice(extra);
+        ServerArgs::try_parse_from(v).unwrap()
+    }
+
+    #[test]
+    fn defaults_are_loopback_sqlite() {
+        let a = args(&[]);
+        assert_eq!(a.listen.to_string(), "127.0.0.1:8420");
+        let r = a.resolve().unwrap();
+        assert!(r.database_url.starts_with("sqlite://"));
+        assert!(r.tls.is_none());
+    }
+
+    #[test]
+    fn plain_http_refused_off_loopback() {
+        let err = args(&["--listen", "0.0.0.0:8420"]).resolve().err().unwrap();
+        assert!(err.to_string().contains("refusing plain HTTP"));
+        assert!(args(&["--listen", "0.0.0.0:8420", "--insecure-http"])
+            .resolve()
+            .is_ok());
+        assert!(args(&["--listen", "0.0.0.0:8420", "--tls-self-signed"])
+            .resolve()
+            .is_ok());
+    }
+
+    #[test]
+    fn database_password_never_displayed() {
+        assert_eq!(
+            redact_url("postgres://envseal:hunter2@db:5432/envseal"),
+            "postgres://envseal:***@db:5432/envseal"
+        );
+    }
+}

@@ -1,0 +1,185 @@
+//! envseal-server: stores the secrets of a Dify deployment with envelope encryption and
+//! serves them to authorised callers over HTTP(S).
+//!
+//! Layers, outermost first: [`api`] (HTTP and JSON) → [`secrets`] (operations that
+//! seal and open values) → [`crypto`] (AES-256-GCM, key providers) and [`store`] (SQL).
+//! `main.rs` only parses arguments and calls [`run`].
+#![warn(missing_docs)]
+
+pub mod api;
+pub mod auth;
+pub mod config;
+pub mod crypto;
+pub mod secrets;
+pub mod store;
+mod tls;
+
+pub use config::ServerArgs;
+
+use anyhow::Context as _;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Now, in Unix seconds.
+pub fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// Opens the store and key provider, verifies the master key, and makes sure an admin
+/// token exists. Everything the router needs, ready to serve.
+pub async fn prepare(args: &ServerArgs) -> anyhow::Result<Arc<api::AppState>> {
+    let resolved = args.resolve()?;
+    if let Some(dir) = &resolved.create_dir {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("creating data directory {}", dir.display()))?;
+        restrict_dir(dir);
+    }
+    let store = Arc::new(
+        store::Store::connect(&resolved.database_url)
+            .await
+            .with_context(|| format!("opening database {}", resolved.database_display))?,
+    );
+    let keys: Arc<dyn crypto::KeyProvider> = match &resolved.master_key {
+        crypto::MasterKeySource::File(path) => Arc::new(crypto::LocalKeyProvider::from_file(path)?),
+        crypto::MasterKeySource::Passphrase(pass) => {
+            let fresh = serde_json::to_string(&crypto::KdfParams::generate())?;
+            let stored = store.meta_init("kdf_params", &fresh).await?;
+            let params: crypto::KdfParams =
+                serde_json::from_str(&stored).context("stored passphrase KDF parameters")?;
+            let pass = pass.clone();
+            Arc::new(
+                tokio::task::spawn_blocking(move || {
+                    crypto::LocalKeyProvider::from_passphrase(&pass, &params)
+                })
+                .await??,
+            )
+        }
+    };
+    let secrets = secrets::Secrets::new(store.clone(), keys, args.keep_versions);
+    secrets.verify_master_key().await?;
+    bootstrap_admin(&store).await?;
+    Ok(Arc::new(api::AppState {
+        store,
+        secrets,
+        tls: resolved.tls.is_some(),
+        request_timeout: Duration::from_secs(args.request_timeout_secs.max(1)),
+    }))
+}
+
+/// On the very first start, creates the admin token: the one given in
+/// `ENVSEAL_BOOTSTRAP_TOKEN`, or a generated one printed once on stdout.
+async fn bootstrap_admin(store: &store::Store) -> anyhow::Result<()> {
+    let marker = format!("{}-{}", now(), rand_hex());
+    if store.meta_init("bootstrapped", &marker).await? != marker {
+        return Ok(()); // Another start (or replica) did it.
+    }
+    let given = std::env::var("ENVSEAL_BOOTSTRAP_TOKEN").ok();
+    let (id, token) = auth::generate_token();
+    let token = match &given {
+        Some(t) if t.len() < 32 || t.len() > 256 || t.chars().any(|c| c.is_whitespace()) => {
+            anyhow::bail!("ENVSEAL_BOOTSTRAP_TOKEN must be 32–256 characters without spaces")
+        }
+        Some(t) => zeroize::Zeroizing::new(t.clone()),
+        None => token,
+    };
+    store
+        .insert_token(&store::TokenRow {
+            id,
+            name: "bootstrap-admin".to_owned(),
+            token_hash: auth::hash_token(&token),
+            project_id: None,
+            project_name: None,
+            environments: "*".to_owned(),
+            access: "admin".to_owned(),
+            created_at: now(),
+            expires_at: None,
+            revoked_at: None,
+        })
+        .await?;
+    if given.is_some() {
+        tracing::info!("bootstrap admin token taken from ENVSEAL_BOOTSTRAP_TOKEN");
+    } else {
+        // The one deliberate reveal: the operator must see this token once.
+        println!(
+            "envseal-server: bootstrap admin token (shown once; store it now):\n{}",
+            token.as_str()
+        );
+    }
+    Ok(())
+}
+
+fn rand_hex() -> String {
+    use rand::RngCore;
+    let mut b = [0u8; 8];
+    rand::rngs::OsRng.fill_bytes(&mut b);
+    hex::encode(b)
+}
+
+#[cfg(unix)]
+fn restrict_dir(dir: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Err(e) = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)) {
+        tracing::warn!(dir = %dir.display(), error = %e, "could not restrict data directory to 0700");
+    }
+}
+
+#[cfg(not(unix))]
+fn restrict_dir(_: &std::path::Path) {}
+
+/// Runs the server until SIGTERM or SIGINT.
+pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
+    let resolved = args.resolve()?;
+    let state = prepare(&args).await?;
+    let app = api::app(state.clone());
+    let listener = std::net::TcpListener::bind(args.listen)
+        .with_context(|| format!("binding {}", args.listen))?;
+    listener.set_nonblocking(true)?;
+    let addr = listener.local_addr()?;
+    match resolved.tls {
+        Some(tls) => {
+            let config = tls::server_config(&tls)?;
+            tracing::info!("envseal-server listening on https://{addr}");
+            let handle = axum_server::Handle::new();
+            let shutdown = handle.clone();
+            tokio::spawn(async move {
+                shutdown_signal().await;
+                shutdown.graceful_shutdown(Some(Duration::from_secs(10)));
+            });
+            axum_server::from_tcp_rustls(
+                listener,
+                axum_server::tls_rustls::RustlsConfig::from_config(config),
+            )
+            .handle(handle)
+            .serve(app.into_make_service())
+            .await?;
+        }
+        None => {
+            tracing::info!("envseal-server listening on http://{addr}");
+            let listener = tokio::net::TcpListener::from_std(listener)?;
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown_signal())
+                .await?;
+        }
+    }
+    state.store.close().await;
+    tracing::info!("envseal-server stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("installing a SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

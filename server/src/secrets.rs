@@ -1,0 +1,366 @@
+//! Secret operations: the one place where the store and the key provider meet.
+//!
+//! Every value is sealed with a fresh DEK bound (AAD) to its project, environment, name
+//! and version before it reaches the store, and opened only here. Nothing in this
+//! module logs or formats a value.
+
+use crate::crypto::{self, CryptoError, Dek, KeyProvider, WrappedDek};
+use crate::store::{EnvRow, NewVersion, SecretRow, Store, StoreError, VersionRow};
+use base64::Engine as _;
+use envseal_core::SecretValue;
+use std::sync::Arc;
+
+/// Why a secret operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretsError {
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A value or key failed to decrypt, or the key provider failed.
+    #[error(transparent)]
+    Crypto(#[from] CryptoError),
+    /// No such secret (or version).
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// Check-and-set failed.
+    #[error("check-and-set failed: current version is {current}")]
+    CasConflict {
+        /// The version that is current now.
+        current: i64,
+    },
+    /// The version was destroyed; its value is gone for good.
+    #[error("version {0} was destroyed")]
+    Destroyed(i64),
+    /// The request is not allowed in this state.
+    #[error("{0}")]
+    Invalid(String),
+    /// Concurrent writers kept winning; try again.
+    #[error("too many concurrent writers to this secret; try again")]
+    Busy,
+}
+
+/// Secret operations over a store and a key provider.
+pub struct Secrets {
+    store: Arc<Store>,
+    keys: Arc<dyn KeyProvider>,
+    keep_versions: i64,
+}
+
+/// The key check record kept in `meta`: proves at start-up that the configured master
+/// key is the one the database was written with.
+const KEY_CHECK: &str = "kek_check";
+const KEY_CHECK_PLAINTEXT: &[u8] = b"envseal key check v1";
+
+/// Start-up verification failures.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyCheckError {
+    /// The master key is not the one this database was created with.
+    #[error(
+        "the master key does not match this database (it was written with KEK {stored}, \
+         this server holds {current}); refusing to start. Check ENVSEAL_MASTER_KEY_FILE / \
+         ENVSEAL_MASTER_PASSPHRASE"
+    )]
+    Mismatch {
+        /// KEK id recorded in the database.
+        stored: String,
+        /// KEK id of the configured key.
+        current: String,
+    },
+    /// The record is unreadable.
+    #[error("the key check record in the database is corrupt")]
+    Corrupt,
+    /// Storage or provider failure.
+    #[error(transparent)]
+    Secrets(#[from] SecretsError),
+}
+
+impl Secrets {
+    /// Wires the service.
+    pub fn new(store: Arc<Store>, keys: Arc<dyn KeyProvider>, keep_versions: i64) -> Self {
+        Secrets {
+            store,
+            keys,
+            keep_versions: keep_versions.max(1),
+        }
+    }
+
+    /// The key provider.
+    pub fn keys(&self) -> &dyn KeyProvider {
+        &*self.keys
+    }
+
+    /// On first start records a value sealed under the master key; on later starts
+    /// proves the configured key opens it. Reads only, unless the record is missing.
+    pub async fn verify_master_key(&self) -> Result<(), KeyCheckError> {
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let stored = match self.store.meta_get(KEY_CHECK).await.map_err(SecretsError::from)? {
+            Some(s) => s,
+            None => {
+                let dek = Dek::generate();
+                let wrapped = self.keys.wrap(&dek).await.map_err(SecretsError::from)?;
+                let sealed = crypto::seal(&dek, b"envseal/key-check", KEY_CHECK_PLAINTEXT);
+                let record = format!(
+                    "{}|{}|{}",
+                    wrapped.kek_id,
+                    b64.encode(&wrapped.blob),
+                    b64.encode(sealed)
+                );
+                self.store
+                    .meta_init(KEY_CHECK, &record)
+                    .await
+                    .map_err(SecretsError::from)?
+            }
+        };
+        let mut parts = stored.splitn(3, '|');
+        let (Some(kek_id), Some(blob), Some(sealed)) = (parts.next(), parts.next(), parts.next())
+        else {
+            return Err(KeyCheckError::Corrupt);
+        };
+        let (Ok(blob), Ok(sealed)) = (b64.decode(blob), b64.decode(sealed)) else {
+            return Err(KeyCheckError::Corrupt);
+        };
+        let wrapped = WrappedDek {
+            kek_id: kek_id.to_owned(),
+            blob,
+        };
+        let opened = match self.keys.unwrap(&wrapped).await {
+            Ok(dek) => crypto::open(&dek, b"envseal/key-check", &sealed).ok(),
+            Err(CryptoError::Decrypt | CryptoError::UnknownKek(_)) => None,
+            Err(e) => return Err(SecretsError::from(e).into()),
+        };
+        if opened.is_some_and(|p| &p[..] == KEY_CHECK_PLAINTEXT) {
+            return Ok(());
+        }
+        // Wrapping a throwaway key is the provider-neutral way to learn the current id.
+        let current = match self.keys.wrap(&Dek::generate()).await {
+            Ok(w) => w.kek_id,
+            Err(_) => "unknown".to_owned(),
+        };
+        Err(KeyCheckError::Mismatch {
+            stored: kek_id.to_owned(),
+            current,
+        })
+    }
+
+    async fn seal(
+        &self,
+        env: &EnvRow,
+        name: &str,
+        version: i64,
+        value: &SecretValue,
+    ) -> Result<(WrappedDek, Vec<u8>), SecretsError> {
+        let dek = Dek::generate();
+        let aad = crypto::secret_aad(env.project_id, env.id, name, version);
+        let sealed = crypto::seal(&dek, &aad, value.expose());
+        let wrapped = self.keys.wrap(&dek).await?;
+        Ok((wrapped, sealed))
+    }
+
+    async fn open(
+        &self,
+        env: &EnvRow,
+        name: &str,
+        version: i64,
+        kek_id: String,
+        wrapped_dek: Option<Vec<u8>>,
+        ciphertext: Option<Vec<u8>>,
+    ) -> Result<SecretValue, SecretsError> {
+        let (Some(blob), Some(ciphertext)) = (wrapped_dek, ciphertext) else {
+            return Err(SecretsError::Destroyed(version));
+        };
+        let dek = self.keys.unwrap(&WrappedDek { kek_id, blob }).await?;
+        let aad = crypto::secret_aad(env.project_id, env.id, name, version);
+        let mut plain = crypto::open(&dek, &aad, &ciphertext)?;
+        Ok(SecretValue::new(std::mem::take(&mut *plain)))
+    }
+
+    /// Writes a new version. With `cas`, only if the current version is `cas` (0: only
+    /// if the secret does not exist). Returns the new version number.
+    pub async fn put(
+        &self,
+        env: &EnvRow,
+        name: &str,
+        value: &SecretValue,
+        cas: Option<i64>,
+        description: Option<&str>,
+        actor: &str,
+        now: i64,
+    ) -> Result<i64, SecretsError> {
+        for _ in 0..8 {
+            let current = self
+                .store
+                .secret(env.id, name)
+                .await?
+                .map_or(0, |s| s.current_version);
+            if let Some(expected) = cas {
+                if expected != current {
+                    return Err(SecretsError::CasConflict { current });
+                }
+            }
+            let (wrapped, sealed) = self.seal(env, name, current + 1, value).await?;
+            let result = self
+                .store
+                .write_version(NewVersion {
+                    env_id: env.id,
+                    name,
+                    expected_current: current,
+                    kek_id: &wrapped.kek_id,
+                    wrapped_dek: &wrapped.blob,
+                    ciphertext: &sealed,
+                    created_by: actor,
+                    description,
+                    now,
+                    keep_versions: self.keep_versions,
+                })
+                .await;
+            match result {
+                Ok(v) => return Ok(v),
+                Err(StoreError::Conflict) if cas.is_none() => continue,
+                Err(StoreError::Conflict) => {
+                    let current = self
+                        .store
+                        .secret(env.id, name)
+                        .await?
+                        .map_or(0, |s| s.current_version);
+                    return Err(SecretsError::CasConflict { current });
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(SecretsError::Busy)
+    }
+
+    /// The secret row, live or soft-deleted.
+    pub async fn meta(&self, env: &EnvRow, name: &str) -> Result<SecretRow, SecretsError> {
+        self.store
+            .secret(env.id, name)
+            .await?
+            .ok_or(SecretsError::NotFound("secret"))
+    }
+
+    async fn live(&self, env: &EnvRow, name: &str) -> Result<SecretRow, SecretsError> {
+        let row = self.meta(env, name).await?;
+        if row.deleted_at.is_some() {
+            return Err(SecretsError::NotFound("secret"));
+        }
+        Ok(row)
+    }
+
+    async fn version_row(&self, secret: &SecretRow, version: i64) -> Result<VersionRow, SecretsError> {
+        self.store
+            .version(secret.id, version)
+            .await?
+            .ok_or(SecretsError::NotFound("version"))
+    }
+
+    /// Reads the current value, or a given version.
+    pub async fn get(
+        &self,
+        env: &EnvRow,
+        name: &str,
+        version: Option<i64>,
+    ) -> Result<(i64, SecretValue), SecretsError> {
+        let secret = self.live(env, name).await?;
+        let v = self
+            .version_row(&secret, version.unwrap_or(secret.current_version))
+            .await?;
+        let value = self
+            .open(env, name, v.version, v.kek_id, v.wrapped_dek, v.ciphertext)
+            .await?;
+        Ok((v.version, value))
+    }
+
+    /// Every live secret's current value and the environment's revision.
+    pub async fn export(
+        &self,
+        env: &EnvRow,
+    ) -> Result<(i64, Vec<(String, SecretValue)>), SecretsError> {
+        let rows = self.store.export_rows(env.id).await?;
+        let revision = rows.first().map_or(env.revision, |r| r.revision);
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            let value = self
+                .open(env, &r.name, r.version, r.kek_id, r.wrapped_dek, r.ciphertext)
+                .await?;
+            out.push((r.name, value));
+        }
+        Ok((revision, out))
+    }
+
+    /// Kept versions, newest first.
+    pub async fn versions(
+        &self,
+        env: &EnvRow,
+        name: &str,
+    ) -> Result<(SecretRow, Vec<VersionRow>), SecretsError> {
+        let secret = self.meta(env, name).await?;
+        let versions = self.store.versions(secret.id).await?;
+        Ok((secret, versions))
+    }
+
+    /// Writes the value of `version` again as a new current version.
+    pub async fn rollback(
+        &self,
+        env: &EnvRow,
+        name: &str,
+        version: i64,
+        actor: &str,
+        now: i64,
+    ) -> Result<i64, SecretsError> {
+        let secret = self.live(env, name).await?;
+        if version == secret.current_version {
+            return Err(SecretsError::Invalid(format!(
+                "version {version} is already current"
+            )));
+        }
+        let (_, value) = self.get(env, name, Some(version)).await?;
+        self.put(env, name, &value, Some(secret.current_version), None, actor, now)
+            .await
+    }
+
+    /// Soft-deletes a live secret.
+    pub async fn delete(&self, env: &EnvRow, name: &str, now: i64) -> Result<(), SecretsError> {
+        let secret = self.live(env, name).await?;
+        self.store
+            .set_deleted(env.id, secret.id, Some(now))
+            .await
+            .map_err(|e| match e {
+                StoreError::NotFound => SecretsError::NotFound("secret"),
+                e => e.into(),
+            })
+    }
+
+    /// Restores a soft-deleted secret.
+    pub async fn undelete(&self, env: &EnvRow, name: &str) -> Result<(), SecretsError> {
+        let secret = self.meta(env, name).await?;
+        self.store
+            .set_deleted(env.id, secret.id, None)
+            .await
+            .map_err(|e| match e {
+                StoreError::NotFound => SecretsError::Invalid(format!("secret {name} is not deleted")),
+                e => e.into(),
+            })
+    }
+
+    /// Crypto-erases versions. The current version of a live secret cannot be
+    /// destroyed (delete the secret first, or write a new version).
+    pub async fn destroy(
+        &self,
+        env: &EnvRow,
+        name: &str,
+        versions: &[i64],
+        now: i64,
+    ) -> Result<u64, SecretsError> {
+        let secret = self.meta(env, name).await?;
+        if secret.deleted_at.is_none() && versions.contains(&secret.current_version) {
+            return Err(SecretsError::Invalid(format!(
+                "version {} is current; delete the secret or write a new version before destroying it",
+                secret.current_version
+            )));
+        }
+        for v in versions {
+            self.version_row(&secret, *v).await?;
+        }
+        Ok(self.store.destroy_versions(secret.id, versions, now).await?)
+    }
+}

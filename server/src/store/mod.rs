@@ -1,0 +1,641 @@
+//! Persistence: projects, environments, secret versions (as ciphertext), tokens and
+//! server metadata, in SQLite or PostgreSQL through one code path.
+//!
+//! The store knows nothing about keys, plaintext or HTTP: it moves opaque ciphertext
+//! and wrapped keys in and out of rows, keeps the invariants that SQL can keep (unique
+//! names, monotonic versions, one revision bump per change) and nothing else.
+//!
+//! Both databases are driven through sqlx's `Any` driver with SQL in their common
+//! subset (`$n` placeholders, `ON CONFLICT`, `RETURNING`). Concurrency control is
+//! optimistic: a write names the version it expects to replace, so no `SELECT … FOR
+//! UPDATE` (which SQLite lacks) is needed. SQLite writers are also serialised in-process
+//! so that WAL snapshot upgrades never fail with `SQLITE_BUSY`.
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, Executor as _, FromRow};
+use std::str::FromStr;
+use std::time::Duration;
+use tokio::sync::Mutex;
+
+/// Which database is behind the pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// Embedded SQLite (one process).
+    Sqlite,
+    /// PostgreSQL (any number of replicas).
+    Postgres,
+}
+
+/// Store failures. `Conflict` and `NotFound` are expected outcomes; `Database` is not.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A unique name is taken, or an optimistic write lost its race.
+    #[error("conflict")]
+    Conflict,
+    /// The row does not exist.
+    #[error("not found")]
+    NotFound,
+    /// The database failed or is unreachable.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// Migrations failed.
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The URL names a database envseal does not support.
+    #[error("unsupported database URL scheme (use sqlite:// or postgres://)")]
+    UnsupportedUrl,
+}
+
+/// A project row.
+#[derive(Debug, Clone, FromRow)]
+pub struct ProjectRow {
+    /// Primary key.
+    pub id: i64,
+    /// Slug.
+    pub name: String,
+    /// Free text.
+    pub description: String,
+    /// Unix seconds.
+    pub created_at: i64,
+}
+
+/// An environment row with its project's name.
+#[derive(Debug, Clone, FromRow)]
+pub struct EnvRow {
+    /// Primary key.
+    pub id: i64,
+    /// Owning project.
+    pub project_id: i64,
+    /// Owning project's slug.
+    pub project_name: String,
+    /// Slug.
+    pub name: String,
+    /// Change counter.
+    pub revision: i64,
+    /// Unix seconds.
+    pub created_at: i64,
+}
+
+/// A secret row (no value).
+#[derive(Debug, Clone, FromRow)]
+pub struct SecretRow {
+    /// Primary key.
+    pub id: i64,
+    /// Name.
+    pub name: String,
+    /// Current version.
+    pub current_version: i64,
+    /// Free text.
+    pub description: String,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Unix seconds.
+    pub updated_at: i64,
+    /// Soft-delete time.
+    pub deleted_at: Option<i64>,
+}
+
+/// A stored version. `wrapped_dek`/`ciphertext` are `None` once destroyed.
+#[derive(Clone, FromRow)]
+pub struct VersionRow {
+    /// Version number.
+    pub version: i64,
+    /// KEK that wrapped the DEK.
+    pub kek_id: String,
+    /// Wrapped DEK.
+    pub wrapped_dek: Option<Vec<u8>>,
+    /// `nonce ‖ ciphertext ‖ tag`.
+    pub ciphertext: Option<Vec<u8>>,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Writer.
+    pub created_by: String,
+    /// Destruction time.
+    pub destroyed_at: Option<i64>,
+}
+
+/// One live secret of an environment with its current ciphertext, for exports.
+#[derive(Clone, FromRow)]
+pub struct ExportRow {
+    /// Name.
+    pub name: String,
+    /// Current version.
+    pub version: i64,
+    /// KEK that wrapped the DEK.
+    pub kek_id: String,
+    /// Wrapped DEK (never `None` for a current version).
+    pub wrapped_dek: Option<Vec<u8>>,
+    /// Ciphertext.
+    pub ciphertext: Option<Vec<u8>>,
+    /// Environment revision read in the same statement.
+    pub revision: i64,
+}
+
+/// A machine-token row.
+#[derive(Debug, Clone, FromRow)]
+pub struct TokenRow {
+    /// Public identifier.
+    pub id: String,
+    /// Label.
+    pub name: String,
+    /// SHA-256 of the token.
+    pub token_hash: Vec<u8>,
+    /// Project scope (`None`: admin).
+    pub project_id: Option<i64>,
+    /// Project slug, joined.
+    pub project_name: Option<String>,
+    /// Comma-separated environment names, or `*`.
+    pub environments: String,
+    /// `read`, `write` or `admin`.
+    pub access: String,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Expiry.
+    pub expires_at: Option<i64>,
+    /// Revocation.
+    pub revoked_at: Option<i64>,
+}
+
+/// A new version to store, replacing `expected_current` (0: the secret is new).
+pub struct NewVersion<'a> {
+    /// Environment.
+    pub env_id: i64,
+    /// Secret name.
+    pub name: &'a str,
+    /// The version the write replaces; 0 when creating the secret.
+    pub expected_current: i64,
+    /// KEK id.
+    pub kek_id: &'a str,
+    /// Wrapped DEK.
+    pub wrapped_dek: &'a [u8],
+    /// Sealed value.
+    pub ciphertext: &'a [u8],
+    /// Writer.
+    pub created_by: &'a str,
+    /// New description, if any.
+    pub description: Option<&'a str>,
+    /// Unix seconds.
+    pub now: i64,
+    /// Versions to keep (older ones are deleted).
+    pub keep_versions: i64,
+}
+
+/// The database.
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+    write_lock: Mutex<()>,
+}
+
+const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+     PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000; PRAGMA secure_delete = ON;";
+
+impl Store {
+    /// Connects and applies migrations.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Backend::Postgres
+        } else {
+            return Err(StoreError::UnsupportedUrl);
+        };
+        let options = AnyConnectOptions::from_str(url)?;
+        let pool = AnyPoolOptions::new()
+            .max_connections(if backend == Backend::Sqlite { 8 } else { 16 })
+            .acquire_timeout(Duration::from_secs(5))
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        conn.execute(SQLITE_PRAGMAS).await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(options)
+            .await?;
+        match backend {
+            Backend::Sqlite => sqlx::migrate!("../migrations/sqlite").run(&pool).await?,
+            Backend::Postgres => sqlx::migrate!("../migrations/postgres").run(&pool).await?,
+        }
+        Ok(Store {
+            pool,
+            backend,
+            write_lock: Mutex::new(()),
+        })
+    }
+
+    /// Which database this is.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Closes the pool (flushes SQLite's WAL on the last connection).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Serialises writers on SQLite; a no-op guard on PostgreSQL.
+    async fn writer(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        match self.backend {
+            Backend::Sqlite => Some(self.write_lock.lock().await),
+            Backend::Postgres => None,
+        }
+    }
+
+    /// Round trip to the database.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    // ---- metadata ----------------------------------------------------------------
+
+    /// Reads a metadata value.
+    pub async fn meta_get(&self, key: &str) -> Result<Option<String>, StoreError> {
+        Ok(sqlx::query_scalar("SELECT value FROM meta WHERE key = $1")
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    /// Stores `value` under `key` unless one is there already; returns the value that
+    /// is stored afterwards (so concurrent first starts agree on one).
+    pub async fn meta_init(&self, key: &str, value: &str) -> Result<String, StoreError> {
+        let _w = self.writer().await;
+        sqlx::query("INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING")
+            .bind(key)
+            .bind(value)
+            .execute(&self.pool)
+            .await?;
+        Ok(sqlx::query_scalar("SELECT value FROM meta WHERE key = $1")
+            .bind(key)
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
+    // ---- projects and environments ----------------------------------------------
+
+    /// Creates a project; `Conflict` if the name is taken.
+    pub async fn create_project(
+        &self,
+        name: &str,
+        description: &str,
+        now: i64,
+    ) -> Result<ProjectRow, StoreError> {
+        let _w = self.writer().await;
+        sqlx::query_as(
+            "INSERT INTO projects (name, description, created_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (name) DO NOTHING RETURNING id, name, description, created_at",
+        )
+        .bind(name)
+        .bind(description)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(StoreError::Conflict)
+    }
+
+    /// All projects, by name.
+    pub async fn list_projects(&self) -> Result<Vec<ProjectRow>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT id, name, description, created_at FROM projects ORDER BY name",
+        )
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// One project by name.
+    pub async fn project(&self, name: &str) -> Result<ProjectRow, StoreError> {
+        sqlx::query_as("SELECT id, name, description, created_at FROM projects WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(StoreError::NotFound)
+    }
+
+    /// A project's environments, by name.
+    pub async fn environments(&self, project_id: i64) -> Result<Vec<EnvRow>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT e.id, e.project_id, p.name AS project_name, e.name, e.revision, e.created_at \
+             FROM environments e JOIN projects p ON p.id = e.project_id \
+             WHERE e.project_id = $1 ORDER BY e.name",
+        )
+        .bind(project_id)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Creates an environment; `Conflict` if the name is taken in the project.
+    pub async fn create_environment(
+        &self,
+        project: &ProjectRow,
+        name: &str,
+        now: i64,
+    ) -> Result<EnvRow, StoreError> {
+        let _w = self.writer().await;
+        let id: Option<i64> = sqlx::query_scalar(
+            "INSERT INTO environments (project_id, name, revision, created_at) \
+             VALUES ($1, $2, 0, $3) ON CONFLICT (project_id, name) DO NOTHING RETURNING id",
+        )
+        .bind(project.id)
+        .bind(name)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        let id = id.ok_or(StoreError::Conflict)?;
+        Ok(EnvRow {
+            id,
+            project_id: project.id,
+            project_name: project.name.clone(),
+            name: name.to_owned(),
+            revision: 0,
+            created_at: now,
+        })
+    }
+
+    /// One environment by project and environment name.
+    pub async fn environment(&self, project: &str, env: &str) -> Result<EnvRow, StoreError> {
+        sqlx::query_as(
+            "SELECT e.id, e.project_id, p.name AS project_name, e.name, e.revision, e.created_at \
+             FROM environments e JOIN projects p ON p.id = e.project_id \
+             WHERE p.name = $1 AND e.name = $2",
+        )
+        .bind(project)
+        .bind(env)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(StoreError::NotFound)
+    }
+
+    // ---- secrets ------------------------------------------------------------------
+
+    const SECRET_COLS: &'static str =
+        "id, name, current_version, description, created_at, updated_at, deleted_at";
+
+    /// One secret by name (deleted or not).
+    pub async fn secret(&self, env_id: i64, name: &str) -> Result<Option<SecretRow>, StoreError> {
+        Ok(sqlx::query_as(&format!(
+            "SELECT {} FROM secrets WHERE environment_id = $1 AND name = $2",
+            Self::SECRET_COLS
+        ))
+        .bind(env_id)
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    /// An environment's secrets by name; soft-deleted ones only when asked.
+    pub async fn list_secrets(
+        &self,
+        env_id: i64,
+        include_deleted: bool,
+    ) -> Result<Vec<SecretRow>, StoreError> {
+        let filter = if include_deleted {
+            ""
+        } else {
+            " AND deleted_at IS NULL"
+        };
+        Ok(sqlx::query_as(&format!(
+            "SELECT {} FROM secrets WHERE environment_id = $1{filter} ORDER BY name",
+            Self::SECRET_COLS
+        ))
+        .bind(env_id)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Stores a new version if the secret's current version is still
+    /// `expected_current`; otherwise `Conflict` and nothing is written. Clears a soft
+    /// delete, prunes versions beyond `keep_versions` and bumps the environment's
+    /// revision, all in one transaction.
+    pub async fn write_version(&self, v: NewVersion<'_>) -> Result<i64, StoreError> {
+        let _w = self.writer().await;
+        let new_version = v.expected_current + 1;
+        let mut tx = self.pool.begin().await?;
+        let secret_id: Option<i64> = if v.expected_current == 0 {
+            sqlx::query_scalar(
+                "INSERT INTO secrets (environment_id, name, current_version, description, \
+                 created_at, updated_at) VALUES ($1, $2, 1, $3, $4, $4) \
+                 ON CONFLICT (environment_id, name) DO NOTHING RETURNING id",
+            )
+            .bind(v.env_id)
+            .bind(v.name)
+            .bind(v.description.unwrap_or(""))
+            .bind(v.now)
+            .fetch_optional(&mut *tx)
+            .await?
+        } else {
+            sqlx::query_scalar(
+                "UPDATE secrets SET current_version = $1, updated_at = $2, deleted_at = NULL, \
+                 description = COALESCE($3, description) \
+                 WHERE environment_id = $4 AND name = $5 AND current_version = $6 RETURNING id",
+            )
+            .bind(new_version)
+            .bind(v.now)
+            .bind(v.description)
+            .bind(v.env_id)
+            .bind(v.name)
+            .bind(v.expected_current)
+            .fetch_optional(&mut *tx)
+            .await?
+        };
+        let Some(secret_id) = secret_id else {
+            return Err(StoreError::Conflict);
+        };
+        sqlx::query(
+            "INSERT INTO secret_versions (secret_id, version, kek_id, wrapped_dek, ciphertext, \
+             created_at, created_by) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(secret_id)
+        .bind(new_version)
+        .bind(v.kek_id)
+        .bind(v.wrapped_dek)
+        .bind(v.ciphertext)
+        .bind(v.now)
+        .bind(v.created_by)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM secret_versions WHERE secret_id = $1 AND version <= $2")
+            .bind(secret_id)
+            .bind(new_version - v.keep_versions.max(1))
+            .execute(&mut *tx)
+            .await?;
+        Self::bump_revision(&mut tx, v.env_id).await?;
+        tx.commit().await?;
+        Ok(new_version)
+    }
+
+    async fn bump_revision(
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        env_id: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE environments SET revision = revision + 1 WHERE id = $1")
+            .bind(env_id)
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
+    }
+
+    /// Soft-deletes (`Some(time)`) or undeletes (`None`) a secret. `NotFound` if it is
+    /// already in that state.
+    pub async fn set_deleted(
+        &self,
+        env_id: i64,
+        secret_id: i64,
+        deleted_at: Option<i64>,
+    ) -> Result<(), StoreError> {
+        let _w = self.writer().await;
+        let mut tx = self.pool.begin().await?;
+        let sql = if deleted_at.is_some() {
+            "UPDATE secrets SET deleted_at = $1 WHERE id = $2 AND deleted_at IS NULL"
+        } else {
+            "UPDATE secrets SET deleted_at = $1 WHERE id = $2 AND deleted_at IS NOT NULL"
+        };
+        let done = sqlx::query(sql)
+            .bind(deleted_at)
+            .bind(secret_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if done == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Self::bump_revision(&mut tx, env_id).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// One version of a secret.
+    pub async fn version(
+        &self,
+        secret_id: i64,
+        version: i64,
+    ) -> Result<Option<VersionRow>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT version, kek_id, wrapped_dek, ciphertext, created_at, created_by, destroyed_at \
+             FROM secret_versions WHERE secret_id = $1 AND version = $2",
+        )
+        .bind(secret_id)
+        .bind(version)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    /// All kept versions, newest first.
+    pub async fn versions(&self, secret_id: i64) -> Result<Vec<VersionRow>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT version, kek_id, NULL AS wrapped_dek, NULL AS ciphertext, created_at, \
+             created_by, destroyed_at FROM secret_versions WHERE secret_id = $1 \
+             ORDER BY version DESC",
+        )
+        .bind(secret_id)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Crypto-erases versions: their wrapped key and ciphertext are overwritten with
+    /// NULL. Returns how many were destroyed now.
+    pub async fn destroy_versions(
+        &self,
+        secret_id: i64,
+        versions: &[i64],
+        now: i64,
+    ) -> Result<u64, StoreError> {
+        let _w = self.writer().await;
+        let mut tx = self.pool.begin().await?;
+        let mut n = 0;
+        for version in versions {
+            n += sqlx::query(
+                "UPDATE secret_versions SET wrapped_dek = NULL, ciphertext = NULL, \
+                 destroyed_at = $1 WHERE secret_id = $2 AND version = $3 AND destroyed_at IS NULL",
+            )
+            .bind(now)
+            .bind(secret_id)
+            .bind(*version)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        }
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    /// Every live secret of an environment with its current ciphertext and the
+    /// environment's revision, read in one statement (one snapshot).
+    pub async fn export_rows(&self, env_id: i64) -> Result<Vec<ExportRow>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT s.name, v.version, v.kek_id, v.wrapped_dek, v.ciphertext, e.revision \
+             FROM secrets s \
+             JOIN secret_versions v ON v.secret_id = s.id AND v.version = s.current_version \
+             JOIN environments e ON e.id = s.environment_id \
+             WHERE s.environment_id = $1 AND s.deleted_at IS NULL ORDER BY s.name",
+        )
+        .bind(env_id)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    // ---- tokens ---------------------------------------------------------------------
+
+    const TOKEN_SELECT: &'static str = "SELECT t.id, t.name, t.token_hash, t.project_id, \
+         p.name AS project_name, t.environments, t.access, t.created_at, t.expires_at, \
+         t.revoked_at FROM tokens t LEFT JOIN projects p ON p.id = t.project_id";
+
+    /// Stores a token row.
+    pub async fn insert_token(&self, t: &TokenRow) -> Result<(), StoreError> {
+        let _w = self.writer().await;
+        sqlx::query(
+            "INSERT INTO tokens (id, name, token_hash, project_id, environments, access, \
+             created_at, expires_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(&t.id)
+        .bind(&t.name)
+        .bind(&t.token_hash)
+        .bind(t.project_id)
+        .bind(&t.environments)
+        .bind(&t.access)
+        .bind(t.created_at)
+        .bind(t.expires_at)
+        .bind(t.revoked_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The token with this hash.
+    pub async fn token_by_hash(&self, hash: &[u8]) -> Result<Option<TokenRow>, StoreError> {
+        Ok(
+            sqlx::query_as(&format!("{} WHERE t.token_hash = $1", Self::TOKEN_SELECT))
+                .bind(hash)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    /// All tokens, newest first.
+    pub async fn list_tokens(&self) -> Result<Vec<TokenRow>, StoreError> {
+        Ok(sqlx::query_as(&format!(
+            "{} ORDER BY t.created_at DESC, t.id",
+            Self::TOKEN_SELECT
+        ))
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Revokes a token; `NotFound` if there is no such live token.
+    pub async fn revoke_token(&self, id: &str, now: i64) -> Result<(), StoreError> {
+        let _w = self.writer().await;
+        let n = sqlx::query("UPDATE tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+            .bind(now)
+            .bind(id)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        if n == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+}
