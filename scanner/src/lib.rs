@@ -1,0 +1,1 @@
+//! The leak scanner (SPEC §6). Knows nothing about the server or HTTP.
