@@ -125,7 +125,10 @@ impl Client {
             .map_err(|e| ClientError::Protocol(e.to_string()))
     }
 
-    fn check(&self, result: Result<ureq::Response, ureq::Error>) -> Result<ureq::Response, ClientError> {
+    fn check(
+        &self,
+        result: Result<ureq::Response, ureq::Error>,
+    ) -> Result<ureq::Response, ClientError> {
         match result {
             Ok(r) => Ok(r),
             Err(ureq::Error::Status(status, response)) => {
@@ -212,7 +215,10 @@ fn tls_config(ca: Option<&Path>) -> Result<Arc<rustls::ClientConfig>, ClientErro
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     if let Some(path) = ca {
         let file = std::fs::File::open(path).map_err(|e| {
-            ClientError::Config(format!("cannot read CA certificate {}: {e}", path.display()))
+            ClientError::Config(format!(
+                "cannot read CA certificate {}: {e}",
+                path.display()
+            ))
         })?;
         let mut added = 0;
         for cert in rustls_pemfile::certs(&mut std::io::BufReader::new(file)) {

@@ -41,7 +41,8 @@ pub fn run(global: &Global, cmd: ProjectsCmd) -> anyhow::Result<ExitCode> {
             }
         }
         ProjectsCmd::Create { name, description } => {
-            let p: Project = client.send("POST", "/v1/projects", &CreateProject { name, description })?;
+            let p: Project =
+                client.send("POST", "/v1/projects", &CreateProject { name, description })?;
             println!("created project {}", p.name);
         }
         ProjectsCmd::Show { name } => {

@@ -4,7 +4,9 @@
 use crate::client::seg;
 use crate::global::{EnvTarget, Global};
 use anyhow::Context as _;
-use envseal_core::wire::{Destroy, PutSecret, Rollback, SecretList, SecretMeta, SecretWithValue, VersionList};
+use envseal_core::wire::{
+    Destroy, PutSecret, Rollback, SecretList, SecretMeta, SecretWithValue, VersionList,
+};
 use envseal_core::{validate_env_var_name, SecretValue};
 use std::io::{Read as _, Write as _};
 use std::path::PathBuf;
@@ -141,7 +143,12 @@ pub fn run(global: &Global, cmd: SecretsCmd) -> anyhow::Result<ExitCode> {
             body.cas = cas;
             body.description = description;
             let meta: SecretMeta = global.client()?.send("PUT", &path, &body)?;
-            eprintln!("stored {} version {} ({} bytes)", meta.name, meta.version, value.len());
+            eprintln!(
+                "stored {} version {} ({} bytes)",
+                meta.name,
+                meta.version,
+                value.len()
+            );
         }
         SecretsCmd::Get {
             target,
@@ -169,10 +176,18 @@ pub fn run(global: &Global, cmd: SecretsCmd) -> anyhow::Result<ExitCode> {
             }
         }
         SecretsCmd::List { target, deleted } => {
-            let path = format!("{}/secrets{}", target.path(), if deleted { "?deleted=true" } else { "" });
+            let path = format!(
+                "{}/secrets{}",
+                target.path(),
+                if deleted { "?deleted=true" } else { "" }
+            );
             let list: SecretList = global.client()?.get(&path)?;
             for s in list.secrets {
-                let state = if s.deleted_at.is_some() { "\tdeleted" } else { "" };
+                let state = if s.deleted_at.is_some() {
+                    "\tdeleted"
+                } else {
+                    ""
+                };
                 println!("{}\tv{}{state}", s.name, s.version);
             }
         }
@@ -182,7 +197,9 @@ pub fn run(global: &Global, cmd: SecretsCmd) -> anyhow::Result<ExitCode> {
         }
         SecretsCmd::Undelete { target, name } => {
             let path = format!("{}/undelete", secret_path(&target, &name)?);
-            let meta: SecretMeta = global.client()?.send("POST", &path, &serde_json::json!({}))?;
+            let meta: SecretMeta = global
+                .client()?
+                .send("POST", &path, &serde_json::json!({}))?;
             eprintln!("restored {} at version {}", meta.name, meta.version);
         }
         SecretsCmd::History { target, name } => {
@@ -196,7 +213,13 @@ pub fn run(global: &Global, cmd: SecretsCmd) -> anyhow::Result<ExitCode> {
                 if v.destroyed {
                     flags.push("destroyed");
                 }
-                println!("v{}\t{}\t{}\t{}", v.version, v.created_at, v.created_by, flags.join(","));
+                println!(
+                    "v{}\t{}\t{}\t{}",
+                    v.version,
+                    v.created_at,
+                    v.created_by,
+                    flags.join(",")
+                );
             }
         }
         SecretsCmd::Rollback {
@@ -205,8 +228,13 @@ pub fn run(global: &Global, cmd: SecretsCmd) -> anyhow::Result<ExitCode> {
             version,
         } => {
             let path = format!("{}/rollback", secret_path(&target, &name)?);
-            let meta: SecretMeta = global.client()?.send("POST", &path, &Rollback { version })?;
-            eprintln!("{} now at version {} (value of version {version})", meta.name, meta.version);
+            let meta: SecretMeta = global
+                .client()?
+                .send("POST", &path, &Rollback { version })?;
+            eprintln!(
+                "{} now at version {} (value of version {version})",
+                meta.name, meta.version
+            );
         }
         SecretsCmd::Destroy {
             target,
@@ -214,7 +242,10 @@ pub fn run(global: &Global, cmd: SecretsCmd) -> anyhow::Result<ExitCode> {
             versions,
         } => {
             let path = format!("{}/destroy", secret_path(&target, &name)?);
-            let answer: serde_json::Value = global.client()?.send("POST", &path, &Destroy { versions })?;
+            let answer: serde_json::Value =
+                global
+                    .client()?
+                    .send("POST", &path, &Destroy { versions })?;
             eprintln!("destroyed {} version(s) of {name}", answer["destroyed"]);
         }
     }

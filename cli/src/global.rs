@@ -13,7 +13,12 @@ use zeroize::Zeroizing;
 #[derive(clap::Args, Clone)]
 pub struct Global {
     /// Server URL.
-    #[arg(long, global = true, env = "ENVSEAL_ADDR", default_value = "http://127.0.0.1:8420")]
+    #[arg(
+        long,
+        global = true,
+        env = "ENVSEAL_ADDR",
+        default_value = "http://127.0.0.1:8420"
+    )]
     pub addr: String,
     /// File holding the token (instead of ENVSEAL_TOKEN).
     #[arg(long, global = true, env = "ENVSEAL_TOKEN_FILE")]

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 /// Keeps Dify's secrets out of .env files.
 #[derive(Parser)]
-#[command(name = "envseal", version, about, propagate_version = true)]
+#[command(name = "envseal", version, about)]
 struct Cli {
     #[command(flatten)]
     global: global::Global,
@@ -61,4 +61,13 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
         e.downcast_ref::<std::io::Error>()
             .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn argument_definitions_are_consistent() {
+        use clap::CommandFactory as _;
+        super::Cli::command().debug_assert();
+    }
 }

@@ -156,7 +156,9 @@ mod tests {
 
     #[test]
     fn errors_escape_control_characters() {
-        let err = validate_env_var_name("A\u{1b}[31mB").unwrap_err().to_string();
+        let err = validate_env_var_name("A\u{1b}[31mB")
+            .unwrap_err()
+            .to_string();
         assert!(!err.contains('\u{1b}'), "{err}");
         assert!(err.contains("\\u{1b}"), "{err}");
     }

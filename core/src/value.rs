@@ -139,7 +139,8 @@ mod tests {
 
     #[test]
     fn rejects_ambiguous_or_bad_input() {
-        let both: WireValue = serde_json::from_str(r#"{"value":"a","value_base64":"YQ=="}"#).unwrap();
+        let both: WireValue =
+            serde_json::from_str(r#"{"value":"a","value_base64":"YQ=="}"#).unwrap();
         assert_eq!(both.decode().unwrap_err(), WireValueError::Both);
         let none: WireValue = serde_json::from_str("{}").unwrap();
         assert_eq!(none.decode().unwrap_err(), WireValueError::Missing);

@@ -39,6 +39,22 @@ pub enum SecretsError {
     Busy,
 }
 
+/// One write: a new version of `name`.
+pub struct Write<'a> {
+    /// Secret name (already validated).
+    pub name: &'a str,
+    /// The value.
+    pub value: &'a SecretValue,
+    /// Check-and-set: the version expected to be current (0: must not exist).
+    pub cas: Option<i64>,
+    /// New description, if any.
+    pub description: Option<&'a str>,
+    /// Who writes (token or user name), recorded on the version.
+    pub actor: &'a str,
+    /// Unix seconds.
+    pub now: i64,
+}
+
 /// Secret operations over a store and a key provider.
 pub struct Secrets {
     store: Arc<Store>,
@@ -93,7 +109,12 @@ impl Secrets {
     /// proves the configured key opens it. Reads only, unless the record is missing.
     pub async fn verify_master_key(&self) -> Result<(), KeyCheckError> {
         let b64 = base64::engine::general_purpose::STANDARD;
-        let stored = match self.store.meta_get(KEY_CHECK).await.map_err(SecretsError::from)? {
+        let stored = match self
+            .store
+            .meta_get(KEY_CHECK)
+            .await
+            .map_err(SecretsError::from)?
+        {
             Some(s) => s,
             None => {
                 let dek = Dek::generate();
@@ -176,17 +197,21 @@ impl Secrets {
 
     /// Writes a new version. With `cas`, only if the current version is `cas` (0: only
     /// if the secret does not exist). Returns the new version number.
-    pub async fn put(
-        &self,
-        env: &EnvRow,
-        name: &str,
-        value: &SecretValue,
-        cas: Option<i64>,
-        description: Option<&str>,
-        actor: &str,
-        now: i64,
-    ) -> Result<i64, SecretsError> {
-        for _ in 0..8 {
+    pub async fn put(&self, env: &EnvRow, w: Write<'_>) -> Result<i64, SecretsError> {
+        let Write {
+            name,
+            value,
+            cas,
+            description,
+            actor,
+            now,
+        } = w;
+        for attempt in 0..64u32 {
+            if attempt > 0 {
+                // Lost a race with another writer: back off a little, with jitter.
+                let ms = rand::random::<u64>() % (1 + u64::from(attempt.min(20)));
+                tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+            }
             let current = self
                 .store
                 .secret(env.id, name)
@@ -246,7 +271,11 @@ impl Secrets {
         Ok(row)
     }
 
-    async fn version_row(&self, secret: &SecretRow, version: i64) -> Result<VersionRow, SecretsError> {
+    async fn version_row(
+        &self,
+        secret: &SecretRow,
+        version: i64,
+    ) -> Result<VersionRow, SecretsError> {
         self.store
             .version(secret.id, version)
             .await?
@@ -280,7 +309,14 @@ impl Secrets {
         let mut out = Vec::with_capacity(rows.len());
         for r in rows {
             let value = self
-                .open(env, &r.name, r.version, r.kek_id, r.wrapped_dek, r.ciphertext)
+                .open(
+                    env,
+                    &r.name,
+                    r.version,
+                    r.kek_id,
+                    r.wrapped_dek,
+                    r.ciphertext,
+                )
                 .await?;
             out.push((r.name, value));
         }
@@ -314,8 +350,18 @@ impl Secrets {
             )));
         }
         let (_, value) = self.get(env, name, Some(version)).await?;
-        self.put(env, name, &value, Some(secret.current_version), None, actor, now)
-            .await
+        self.put(
+            env,
+            Write {
+                name,
+                value: &value,
+                cas: Some(secret.current_version),
+                description: None,
+                actor,
+                now,
+            },
+        )
+        .await
     }
 
     /// Soft-deletes a live secret.
@@ -337,7 +383,9 @@ impl Secrets {
             .set_deleted(env.id, secret.id, None)
             .await
             .map_err(|e| match e {
-                StoreError::NotFound => SecretsError::Invalid(format!("secret {name} is not deleted")),
+                StoreError::NotFound => {
+                    SecretsError::Invalid(format!("secret {name} is not deleted"))
+                }
                 e => e.into(),
             })
     }
@@ -361,6 +409,9 @@ impl Secrets {
         for v in versions {
             self.version_row(&secret, *v).await?;
         }
-        Ok(self.store.destroy_versions(secret.id, versions, now).await?)
+        Ok(self
+            .store
+            .destroy_versions(secret.id, versions, now)
+            .await?)
     }
 }

@@ -50,10 +50,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/v1/openapi.json", get(openapi_json))
-        .route(
-            "/v1/projects",
-            get(projects::list).post(projects::create),
-        )
+        .route("/v1/projects", get(projects::list).post(projects::create))
         .route("/v1/projects/{project}", get(projects::show))
         .route(
             "/v1/projects/{project}/environments",
@@ -73,7 +70,10 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/v1/tokens/{id}", axum::routing::delete(tokens::revoke))
         .fallback(|| async { ApiError::NotFound("route") })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, state.request_timeout))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            state.request_timeout,
+        ))
         .layer(SetResponseHeaderLayer::overriding(
             axum::http::header::CACHE_CONTROL,
             HeaderValue::from_static("no-store"),

@@ -139,7 +139,10 @@ pub(super) async fn create_environment(
         .map_err(|e| match e {
             crate::store::StoreError::Conflict => ApiError::Conflict {
                 code: "already_exists",
-                message: format!("environment {} already exists in {}", req.name, project.name),
+                message: format!(
+                    "environment {} already exists in {}",
+                    req.name, project.name
+                ),
             },
             e => e.into(),
         })?;

@@ -4,6 +4,7 @@
 use super::extract::{Auth, Body};
 use super::{ApiError, AppState, MAX_VALUE_BYTES};
 use crate::auth::Permission;
+use crate::secrets::Write;
 use crate::store::{EnvRow, SecretRow};
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -31,10 +32,14 @@ async fn environment(
     if !auth.0.allows(project, env, permission) {
         return Err(ApiError::Forbidden);
     }
-    state.store.environment(project, env).await.map_err(|e| match e {
-        crate::store::StoreError::NotFound => ApiError::NotFound("environment"),
-        e => e.into(),
-    })
+    state
+        .store
+        .environment(project, env)
+        .await
+        .map_err(|e| match e {
+            crate::store::StoreError::NotFound => ApiError::NotFound("environment"),
+            e => e.into(),
+        })
 }
 
 fn meta_wire(s: SecretRow) -> SecretMeta {
@@ -154,12 +159,14 @@ pub(super) async fn put(
         .secrets
         .put(
             &env,
-            &name,
-            &value,
-            req.cas,
-            req.description.as_deref(),
-            &auth.0.name,
-            crate::now(),
+            Write {
+                name: &name,
+                value: &value,
+                cas: req.cas,
+                description: req.description.as_deref(),
+                actor: &auth.0.name,
+                now: crate::now(),
+            },
         )
         .await?;
     tracing::info!(project = %env.project_name, env = %env.name, secret = %name, version, by = %auth.0.name, "secret written");

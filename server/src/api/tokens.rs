@@ -59,10 +59,14 @@ pub(super) async fn create(
             "name at least one environment, or \"*\" for all",
         ));
     }
-    let project = state.store.project(&req.project).await.map_err(|e| match e {
-        crate::store::StoreError::NotFound => ApiError::NotFound("project"),
-        e => e.into(),
-    })?;
+    let project = state
+        .store
+        .project(&req.project)
+        .await
+        .map_err(|e| match e {
+            crate::store::StoreError::NotFound => ApiError::NotFound("project"),
+            e => e.into(),
+        })?;
     let known: Vec<String> = state
         .store
         .environments(project.id)

@@ -137,11 +137,7 @@ impl LocalKeyProvider {
         );
         let mut key = Zeroizing::new([0u8; KEY_LEN]);
         argon
-            .hash_password_into(
-                passphrase.expose_secret().as_bytes(),
-                &salt,
-                &mut key[..],
-            )
+            .hash_password_into(passphrase.expose_secret().as_bytes(), &salt, &mut key[..])
             .map_err(|e| MasterKeyError::Kdf(e.to_string()))?;
         Ok(Self::from_key(&key))
     }
@@ -274,7 +270,10 @@ mod tests {
             kek_id: b.kek_id().to_owned(),
             blob: wrapped.blob,
         };
-        assert!(matches!(block(b.unwrap(&forged)), Err(CryptoError::Decrypt)));
+        assert!(matches!(
+            block(b.unwrap(&forged)),
+            Err(CryptoError::Decrypt)
+        ));
     }
 
     #[test]

@@ -226,6 +226,12 @@ impl Store {
         })
     }
 
+    /// The connection pool, for maintenance tools and tests that must reach rows
+    /// directly (e.g. to prove that tampering is detected).
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
     /// Which database this is.
     pub fn backend(&self) -> Backend {
         self.backend
@@ -299,11 +305,11 @@ impl Store {
 
     /// All projects, by name.
     pub async fn list_projects(&self) -> Result<Vec<ProjectRow>, StoreError> {
-        Ok(sqlx::query_as(
-            "SELECT id, name, description, created_at FROM projects ORDER BY name",
+        Ok(
+            sqlx::query_as("SELECT id, name, description, created_at FROM projects ORDER BY name")
+                .fetch_all(&self.pool)
+                .await?,
         )
-        .fetch_all(&self.pool)
-        .await?)
     }
 
     /// One project by name.
@@ -627,12 +633,13 @@ impl Store {
     /// Revokes a token; `NotFound` if there is no such live token.
     pub async fn revoke_token(&self, id: &str, now: i64) -> Result<(), StoreError> {
         let _w = self.writer().await;
-        let n = sqlx::query("UPDATE tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
-            .bind(now)
-            .bind(id)
-            .execute(&self.pool)
-            .await?
-            .rows_affected();
+        let n =
+            sqlx::query("UPDATE tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+                .bind(now)
+                .bind(id)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
         if n == 0 {
             return Err(StoreError::NotFound);
         }
