@@ -7,7 +7,7 @@ use anyhow::Context as _;
 use envseal_core::wire::{
     Destroy, PutSecret, Rollback, SecretList, SecretMeta, SecretWithValue, VersionList,
 };
-use envseal_core::{validate_env_var_name, SecretValue};
+use envseal_core::{validate_env_var_name, SecretValue, MAX_VALUE_BYTES};
 use std::io::{Read as _, Write as _};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -124,6 +124,11 @@ fn read_value(from_file: Option<PathBuf>, raw: bool) -> anyhow::Result<SecretVal
             }
         }
     }
+    anyhow::ensure!(
+        bytes.len() <= MAX_VALUE_BYTES,
+        "the value is {} bytes; envseal stores values of at most {MAX_VALUE_BYTES} bytes",
+        bytes.len()
+    );
     Ok(SecretValue::new(bytes))
 }
 

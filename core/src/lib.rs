@@ -10,4 +10,4 @@ pub mod value;
 pub mod wire;
 
 pub use name::{validate_env_var_name, validate_slug, NameError};
-pub use value::{SecretValue, WireValue, WireValueError};
+pub use value::{SecretValue, WireValue, WireValueError, MAX_VALUE_BYTES};

@@ -8,6 +8,9 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 use zeroize::Zeroizing;
 
+/// Largest value the server stores, in bytes. Clients check it before sending.
+pub const MAX_VALUE_BYTES: usize = 256 * 1024;
+
 /// Secret bytes. Cloning copies into another wiped buffer; `Debug` prints only the
 /// length.
 #[derive(Clone, PartialEq, Eq)]

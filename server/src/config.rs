@@ -46,6 +46,12 @@ pub struct ServerArgs {
     /// Per-request timeout in seconds.
     #[arg(long, env = "ENVSEAL_REQUEST_TIMEOUT", default_value_t = 30)]
     pub request_timeout_secs: u64,
+    /// How long token lookups and exports stay cached, in milliseconds (0: off).
+    /// Default: 30000 on SQLite (every write invalidates at once; this only bounds how
+    /// long plaintext stays in memory), 1000 on PostgreSQL (bounds how stale a replica
+    /// can be after another replica's write or revocation).
+    #[arg(long, env = "ENVSEAL_CACHE_TTL_MS")]
+    pub cache_ttl_ms: Option<u64>,
     /// Log filter (tracing `EnvFilter` syntax).
     #[arg(long, env = "ENVSEAL_LOG", default_value = "info")]
     pub log: String,

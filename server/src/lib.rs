@@ -8,6 +8,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod cache;
 pub mod config;
 pub mod crypto;
 pub mod secrets;
@@ -61,7 +62,12 @@ pub async fn prepare(args: &ServerArgs) -> anyhow::Result<Arc<api::AppState>> {
     let secrets = secrets::Secrets::new(store.clone(), keys, args.keep_versions);
     secrets.verify_master_key().await?;
     bootstrap_admin(&store).await?;
+    let cache_ttl = Duration::from_millis(args.cache_ttl_ms.unwrap_or(match store.backend() {
+        store::Backend::Sqlite => 30_000,
+        store::Backend::Postgres => 1_000,
+    }));
     Ok(Arc::new(api::AppState {
+        cache: cache::Cache::new(cache_ttl),
         store,
         secrets,
         tls: resolved.tls.is_some(),

@@ -39,6 +39,7 @@ async fn api_on(b: &common::Backend) -> Api {
         .unwrap();
     let secrets = Secrets::new(store.clone(), common::fresh_keys(dir.path()), 10);
     let state = Arc::new(AppState {
+        cache: envseal_server::cache::Cache::new(Duration::from_secs(30)),
         store,
         secrets,
         tls: false,

@@ -362,3 +362,60 @@ fn postgres_backend_end_to_end() {
     );
     assert_eq!(out, b"pg-value\n");
 }
+
+#[test]
+fn ten_mebibyte_body_is_refused_cleanly_over_a_real_socket() {
+    use std::io::{Read as _, Write as _};
+    let server = Server::start();
+    setup(&server);
+    let addr = server.url.trim_start_matches("http://").to_owned();
+    let body = format!("{{\"value\":\"{}\"}}", "a".repeat(10 * 1024 * 1024));
+    let mut stream = std::net::TcpStream::connect(&addr).unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        stream,
+        "PUT /v1/projects/dify/environments/prod/secrets/BIG HTTP/1.1\r\nHost: {addr}\r\n\
+         Authorization: Bearer {}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n",
+        server.admin_token,
+        body.len()
+    )
+    .unwrap();
+    // The server may answer and close before the whole body is sent.
+    let _ = stream.write_all(body.as_bytes());
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains("payload_too_large"), "{answer}");
+    // The server is still healthy and stored nothing.
+    let (code, _, err) = run(
+        server
+            .cli()
+            .args(["secrets", "get", "-p", "dify", "-e", "prod", "BIG"]),
+        b"",
+    );
+    assert_eq!(code, 2);
+    assert!(err.contains("404"), "{err}");
+}
+
+#[test]
+fn cli_refuses_oversized_values_before_sending() {
+    let server = Server::start();
+    setup(&server);
+    let big = vec![b'a'; envseal_core_max() + 1];
+    let (code, _, err) = run(
+        server
+            .cli()
+            .args(["secrets", "set", "-p", "dify", "-e", "prod", "BIG", "--raw"]),
+        &big,
+    );
+    assert_eq!(code, 2);
+    assert!(err.contains("at most 262144 bytes"), "{err}");
+}
+
+fn envseal_core_max() -> usize {
+    256 * 1024
+}

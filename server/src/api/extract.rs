@@ -32,11 +32,20 @@ impl FromRequestParts<Arc<AppState>> for Auth {
             .map(str::trim)
             .filter(|t| !t.is_empty() && t.len() <= 256)
             .ok_or(ApiError::Unauthorized(MISSING))?;
-        let row = state
-            .store
-            .token_by_hash(&hash_token(token))
-            .await?
-            .ok_or(ApiError::Unauthorized(MISSING))?;
+        let hash = hash_token(token);
+        let generation = state.store.generation();
+        let row = match state.cache.token(&hash, generation) {
+            Some(row) => row,
+            None => {
+                let row = state
+                    .store
+                    .token_by_hash(&hash)
+                    .await?
+                    .ok_or(ApiError::Unauthorized(MISSING))?;
+                state.cache.put_token(row.clone(), generation);
+                row
+            }
+        };
         match Principal::from_row(token, row, crate::now()) {
             Ok(p) => Ok(Auth(p)),
             Err(TokenRejection::Invalid) => Err(ApiError::Unauthorized(MISSING)),

@@ -36,6 +36,8 @@ pub struct AppState {
     pub store: Arc<Store>,
     /// Secret operations.
     pub secrets: Secrets,
+    /// Token and export caches.
+    pub cache: crate::cache::Cache,
     /// Whether the server speaks TLS (adds HSTS).
     pub tls: bool,
     /// Per-request timeout.

@@ -4,6 +4,7 @@
 use super::extract::{Auth, Body};
 use super::{ApiError, AppState, MAX_VALUE_BYTES};
 use crate::auth::Permission;
+use crate::cache::{CachedExport, CachedExportBody};
 use crate::secrets::Write;
 use crate::store::{EnvRow, SecretRow};
 use axum::extract::{Path, Query, State};
@@ -17,6 +18,7 @@ use envseal_core::wire::{
 use envseal_core::{validate_env_var_name, validate_slug};
 use serde::Deserialize;
 use std::sync::Arc;
+use zeroize::Zeroizing;
 
 /// Authorises, then resolves the environment. Scope is checked before any lookup so
 /// that a token learns nothing about environments it cannot reach.
@@ -66,23 +68,62 @@ pub(super) async fn export(
     Path((project, env)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let env = environment(&state, &auth, &project, &env, Permission::Read).await?;
-    let tag = etag(env.revision);
-    if headers.get(header::IF_NONE_MATCH) == Some(&tag) {
-        return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, tag)]).into_response());
+    validate_slug("project", &project)?;
+    validate_slug("environment", &env)?;
+    if !auth.0.allows(&project, &env, Permission::Read) {
+        return Err(ApiError::Forbidden);
     }
-    let (revision, values) = state.secrets.export(&env).await?;
-    let body = EnvironmentExport {
-        project: env.project_name.clone(),
-        environment: env.name.clone(),
-        revision,
-        secrets: values
-            .into_iter()
-            .map(|(name, value)| (name, value.to_wire()))
-            .collect(),
+    let generation = state.store.generation();
+    let cached = match state.cache.export(&project, &env, generation) {
+        Some(hit) => hit,
+        None => {
+            let env = environment(&state, &auth, &project, &env, Permission::Read).await?;
+            if headers.get(header::IF_NONE_MATCH) == Some(&etag(env.revision)) {
+                return Ok(not_modified(env.revision));
+            }
+            let (revision, values) = state.secrets.export(&env).await?;
+            let body = EnvironmentExport {
+                project: env.project_name.clone(),
+                environment: env.name.clone(),
+                revision,
+                secrets: values
+                    .into_iter()
+                    .map(|(name, value)| (name, value.to_wire()))
+                    .collect(),
+            };
+            let mut json = Zeroizing::new(Vec::with_capacity(4096));
+            serde_json::to_writer(&mut *json, &body)
+                .map_err(|e| ApiError::Internal(Box::new(e)))?;
+            let built = Arc::new(CachedExport {
+                env,
+                revision,
+                body: json,
+            });
+            state.cache.put_export(built.clone(), generation);
+            built
+        }
     };
-    tracing::debug!(project = %env.project_name, env = %env.name, by = %auth.0.name, "environment exported");
-    Ok(([(header::ETAG, etag(revision))], Json(body)).into_response())
+    tracing::debug!(project = %cached.env.project_name, env = %cached.env.name, by = %auth.0.name, "environment exported");
+    if headers.get(header::IF_NONE_MATCH) == Some(&etag(cached.revision)) {
+        return Ok(not_modified(cached.revision));
+    }
+    let tag = etag(cached.revision);
+    let body = axum::body::Body::from(bytes::Bytes::from_owner(CachedExportBody(cached)));
+    Ok((
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            ),
+            (header::ETAG, tag),
+        ],
+        body,
+    )
+        .into_response())
+}
+
+fn not_modified(revision: i64) -> Response {
+    (StatusCode::NOT_MODIFIED, [(header::ETAG, etag(revision))]).into_response()
 }
 
 #[derive(Deserialize)]

@@ -14,6 +14,7 @@
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor as _, FromRow};
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::sync::Mutex;
 
@@ -185,6 +186,19 @@ pub struct Store {
     pool: AnyPool,
     backend: Backend,
     write_lock: Mutex<()>,
+    generation: AtomicU64,
+}
+
+/// Held for the duration of one write; see [`Store::generation`].
+struct WriteGuard<'a> {
+    _lock: Option<tokio::sync::MutexGuard<'a, ()>>,
+    generation: &'a AtomicU64,
+}
+
+impl Drop for WriteGuard<'_> {
+    fn drop(&mut self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+    }
 }
 
 const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
@@ -223,6 +237,7 @@ impl Store {
             pool,
             backend,
             write_lock: Mutex::new(()),
+            generation: AtomicU64::new(0),
         })
     }
 
@@ -242,12 +257,25 @@ impl Store {
         self.pool.close().await;
     }
 
-    /// Serialises writers on SQLite; a no-op guard on PostgreSQL.
-    async fn writer(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
-        match self.backend {
+    /// Starts a write: serialises writers on SQLite, and bumps [`Store::generation`]
+    /// when the returned guard drops — after the caller's commit, because every write
+    /// method takes the guard first and so drops it last.
+    async fn writer(&self) -> WriteGuard<'_> {
+        let lock = match self.backend {
             Backend::Sqlite => Some(self.write_lock.lock().await),
             Backend::Postgres => None,
+        };
+        WriteGuard {
+            _lock: lock,
+            generation: &self.generation,
         }
+    }
+
+    /// A counter bumped after every write made through this process. Caches tag what
+    /// they read with the value seen *before* reading and trust it only while it is
+    /// unchanged. Writes by other processes (PostgreSQL replicas) do not bump it.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
     }
 
     /// Round trip to the database.

@@ -1,0 +1,35 @@
+# syntax=docker/dockerfile:1
+# envseal: static (musl) binaries in a minimal non-root image.
+#
+#   docker build -t envseal .
+#   docker run -p 8420:8420 -v envseal-data:/data envseal
+#
+# The binaries are static, so they copy into any image, e.g. Dify's:
+#   COPY --from=envseal /usr/local/bin/envseal /usr/local/bin/
+
+FROM rust:1.95-bookworm AS build
+ARG TARGET=x86_64-unknown-linux-musl
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends musl-tools=1.2.3-1 \
+ && rm -rf /var/lib/apt/lists/* \
+ && rustup target add "${TARGET}"
+WORKDIR /src
+COPY . .
+RUN --mount=type=cache,target=/usr/local/cargo/registry \
+    --mount=type=cache,target=/src/target \
+    cargo build --release --locked --target "${TARGET}" -p envseal-server -p envseal \
+ && mkdir -p /out /out/data \
+ && cp "target/${TARGET}/release/envseal" "target/${TARGET}/release/envseal-server" /out/
+
+# distroless/static: no shell, no package manager, CA certificates, user 65532.
+FROM gcr.io/distroless/static-debian12:nonroot
+COPY --from=build /out/envseal /out/envseal-server /usr/local/bin/
+COPY --from=build --chown=65532:65532 /out/data /data
+USER 65532:65532
+ENV ENVSEAL_DATA_DIR=/data \
+    ENVSEAL_LISTEN=0.0.0.0:8420 \
+    ENVSEAL_TLS_SELF_SIGNED=true
+VOLUME ["/data"]
+EXPOSE 8420
+HEALTHCHECK NONE
+ENTRYPOINT ["/usr/local/bin/envseal-server"]
