@@ -76,22 +76,24 @@ pub async fn prepare(args: &ServerArgs) -> anyhow::Result<Arc<api::AppState>> {
 }
 
 /// On the very first start, creates the admin token: the one given in
-/// `ENVSEAL_BOOTSTRAP_TOKEN`, or a generated one printed once on stdout.
+/// `ENVSEAL_BOOTSTRAP_TOKEN`, or a generated one printed once on stdout. The token is
+/// stored before the "bootstrapped" marker, so a crash in between cannot leave a
+/// database without an admin; at worst a second start creates a second admin token.
 async fn bootstrap_admin(store: &store::Store) -> anyhow::Result<()> {
-    let marker = format!("{}-{}", now(), rand_hex());
-    if store.meta_init("bootstrapped", &marker).await? != marker {
-        return Ok(()); // Another start (or replica) did it.
+    const MARKER: &str = "bootstrapped";
+    if store.meta_get(MARKER).await?.is_some() {
+        return Ok(());
     }
     let given = std::env::var("ENVSEAL_BOOTSTRAP_TOKEN").ok();
-    let (id, token) = auth::generate_token();
+    let (id, generated) = auth::generate_token();
     let token = match &given {
-        Some(t) if t.len() < 32 || t.len() > 256 || t.chars().any(|c| c.is_whitespace()) => {
+        Some(t) if t.len() < 32 || t.len() > 256 || t.chars().any(char::is_whitespace) => {
             anyhow::bail!("ENVSEAL_BOOTSTRAP_TOKEN must be 32–256 characters without spaces")
         }
         Some(t) => zeroize::Zeroizing::new(t.clone()),
-        None => token,
+        None => generated,
     };
-    store
+    let created = store
         .insert_token(&store::TokenRow {
             id,
             name: "bootstrap-admin".to_owned(),
@@ -105,23 +107,18 @@ async fn bootstrap_admin(store: &store::Store) -> anyhow::Result<()> {
             revoked_at: None,
         })
         .await?;
-    if given.is_some() {
-        tracing::info!("bootstrap admin token taken from ENVSEAL_BOOTSTRAP_TOKEN");
-    } else {
+    store.meta_init(MARKER, &now().to_string()).await?;
+    match (created, given.is_some()) {
+        // Another replica stored the same given token first.
+        (false, _) => {}
+        (true, true) => tracing::info!("bootstrap admin token taken from ENVSEAL_BOOTSTRAP_TOKEN"),
         // The one deliberate reveal: the operator must see this token once.
-        println!(
+        (true, false) => println!(
             "envseal-server: bootstrap admin token (shown once; store it now):\n{}",
             token.as_str()
-        );
+        ),
     }
     Ok(())
-}
-
-fn rand_hex() -> String {
-    use rand::RngCore;
-    let mut b = [0u8; 8];
-    rand::rngs::OsRng.fill_bytes(&mut b);
-    hex::encode(b)
 }
 
 #[cfg(unix)]

@@ -419,3 +419,48 @@ fn cli_refuses_oversized_values_before_sending() {
 fn envseal_core_max() -> usize {
     256 * 1024
 }
+
+#[test]
+fn passphrase_master_key_survives_restart_and_a_wrong_one_is_refused() {
+    let passphrase = (
+        "ENVSEAL_MASTER_PASSPHRASE".to_owned(),
+        "correct horse battery staple".to_owned(),
+    );
+    let mut server = Server::start_with(ServerOptions {
+        env: vec![passphrase.clone()],
+        ..Default::default()
+    });
+    setup(&server);
+    set(&server, "prod", "A", b"pass-value");
+    assert!(
+        !server.data_dir.join("master.key").exists(),
+        "no key file in passphrase mode"
+    );
+    let data = server.data_dir.clone();
+    let token = server.admin_token.clone();
+    server.stop();
+    let server = Server::start_with(ServerOptions {
+        env: vec![passphrase],
+        data_dir: Some(data.clone()),
+        admin_token: Some(token),
+        ..Default::default()
+    });
+    let out = ok(
+        server.cli().args([
+            "secrets", "get", "-p", "dify", "-e", "prod", "A", "--reveal",
+        ]),
+        b"",
+    );
+    assert_eq!(out, b"pass-value");
+    drop(server);
+    let mut cmd = std::process::Command::new(envseal_e2e::bin("envseal-server"));
+    cmd.arg("--listen")
+        .arg("127.0.0.1:0")
+        .arg("--data-dir")
+        .arg(&data)
+        .env_remove("ENVSEAL_DATABASE_URL")
+        .env("ENVSEAL_MASTER_PASSPHRASE", "wrong horse battery staple");
+    let (code, _, err) = run(&mut cmd, b"");
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("master key does not match"), "{err}");
+}

@@ -111,7 +111,12 @@ pub(super) async fn create(
         expires_at,
         revoked_at: None,
     };
-    state.store.insert_token(&row).await?;
+    if !state.store.insert_token(&row).await? {
+        return Err(ApiError::Conflict {
+            code: "busy",
+            message: "token collision; try again".to_owned(),
+        });
+    }
     tracing::info!(token = %row.id, name = %row.name, by = %auth.0.name, "token created");
     Ok((
         StatusCode::CREATED,

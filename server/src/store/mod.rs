@@ -617,12 +617,13 @@ impl Store {
          p.name AS project_name, t.environments, t.access, t.created_at, t.expires_at, \
          t.revoked_at FROM tokens t LEFT JOIN projects p ON p.id = t.project_id";
 
-    /// Stores a token row.
-    pub async fn insert_token(&self, t: &TokenRow) -> Result<(), StoreError> {
+    /// Stores a token row; `false` if a token with the same hash exists already.
+    pub async fn insert_token(&self, t: &TokenRow) -> Result<bool, StoreError> {
         let _w = self.writer().await;
-        sqlx::query(
+        let done = sqlx::query(
             "INSERT INTO tokens (id, name, token_hash, project_id, environments, access, \
-             created_at, expires_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+             created_at, expires_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+             ON CONFLICT (token_hash) DO NOTHING",
         )
         .bind(&t.id)
         .bind(&t.name)
@@ -634,8 +635,9 @@ impl Store {
         .bind(t.expires_at)
         .bind(t.revoked_at)
         .execute(&self.pool)
-        .await?;
-        Ok(())
+        .await?
+        .rows_affected();
+        Ok(done == 1)
     }
 
     /// The token with this hash.
