@@ -1,0 +1,1 @@
+//! Git helpers for tests.
