@@ -833,8 +833,11 @@ fn url(data: &[u8], _abs: usize, caps: &regex::bytes::Captures<'_>, hits: &mut V
         push(hits, data, pos, Rule::DifyDefault, &decoded, encoding, false);
         return;
     }
-    if decoded.is_empty()
+    if decoded.len() < 6
         || is_reference(&raw)
+        || is_human_placeholder(&decoded)
+        || decoded.contains(char::is_whitespace)
+        || decoded.contains(['[', ']'])
         || raw.contains('{')
         || raw.contains('$')
         || is_placeholder(&decoded)
@@ -865,6 +868,25 @@ fn url(data: &[u8], _abs: usize, caps: &regex::bytes::Captures<'_>, hits: &mut V
         Rule::MongoUrl
     };
     push(hits, data, pos, rule, &decoded, encoding, false);
+}
+
+/// Word-based passwords of examples and test setups (`Password123!`,
+/// `mysecretpassword`, `testpass`).
+fn is_human_placeholder(value: &str) -> bool {
+    let lower = value.to_ascii_lowercase();
+    ["password", "passwd", "secret", "changeme"].iter().any(|w| lower.contains(w))
+        || lower.starts_with("test")
+}
+
+/// A code identifier or path (`crate::SessionToken`, `settings.API_KEY`).
+fn is_code_path(value: &str) -> bool {
+    let ident = |s: &str| {
+        !s.is_empty()
+            && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+            && !s.as_bytes()[0].is_ascii_digit()
+    };
+    value.contains("::") && value.split("::").all(ident)
+        || value.contains('.') && value.split('.').all(ident) && value.split('.').count() >= 2 && !value.bytes().any(|b| b.is_ascii_digit())
 }
 
 /// Whether an assignment's name says it holds a secret.
@@ -997,6 +1019,8 @@ fn assignment(data: &[u8], s: usize, e: usize, k8s_secret: bool, hits: &mut Vec<
     }
     let lower = value.to_ascii_lowercase();
     if is_reference(value)
+        || is_human_placeholder(value)
+        || is_code_path(value)
         || is_placeholder(value)
         || is_documented_example(value)
         || value.contains(char::is_whitespace)
