@@ -1,0 +1,621 @@
+//! Reading Git with `gix`: every object in the object database once (packs by
+//! delta-tree traversal, in parallel; loose objects), attribution of blobs with hits
+//! to the commits and paths that introduced them, commit ranges (`--since`, state
+//! files) and the staged changes of the next commit.
+//!
+//! Never shells out to `git` and never writes to the repository.
+
+use crate::detect::{Hit, Scanner};
+use crate::report::{group, CommitInfo, Source, SourceLocation};
+use crate::{Notice, Progress, ScanError, ScanOptions, ScanResult, Stats};
+use gix::hash::ObjectId;
+use gix::objs::{Find as _, FindExt as _};
+use gix::odb::pack::index::traverse::{Algorithm, SafetyCheck};
+use rayon::prelude::*;
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
+
+fn git_err(
+    context: &'static str,
+) -> impl FnOnce(Box<dyn std::error::Error + Send + Sync>) -> ScanError {
+    move |source| ScanError::Git { context, source }
+}
+
+macro_rules! git {
+    ($ctx:expr, $e:expr) => {
+        $e.map_err(|e| ScanError::Git {
+            context: $ctx,
+            source: Box::new(e),
+        })
+    };
+}
+
+/// Opens the repository at (or above) `path`.
+fn open(path: &Path) -> Result<gix::Repository, ScanError> {
+    let mut repo = gix::discover(path).map_err(|e| ScanError::NotARepository {
+        path: path.display().to_string(),
+        source: Box::new(e),
+    })?;
+    repo.object_cache_size_if_unset(16 * 1024 * 1024);
+    Ok(repo)
+}
+
+/// The commit ids every reference (branches, tags, remotes, stash, HEAD) points at.
+pub fn tips(path: &Path) -> Result<Vec<String>, ScanError> {
+    let repo = open(path)?;
+    Ok(ref_tips(&repo)?.iter().map(ToString::to_string).collect())
+}
+
+fn ref_tips(repo: &gix::Repository) -> Result<Vec<ObjectId>, ScanError> {
+    let mut out = Vec::new();
+    let refs = git!("listing references", repo.references())?;
+    let all = git!("listing references", refs.all())?;
+    for r in all {
+        let Ok(mut r) = r else { continue };
+        let Ok(id) = r.peel_to_id() else { continue };
+        if let Ok(header) = repo.find_header(id) {
+            if header.kind() == gix::object::Kind::Commit {
+                out.push(id.detach());
+            }
+        }
+    }
+    if let Ok(head) = repo.head_id() {
+        out.push(head.detach());
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+/// Resolves a revision (`main`, `v1.0`, `HEAD~3`, an id) to a commit id.
+pub fn resolve_commit(path: &Path, rev: &str) -> Result<String, ScanError> {
+    let repo = open(path)?;
+    let id = repo
+        .rev_parse_single(rev)
+        .map_err(|e| ScanError::BadRevision {
+            rev: rev.to_owned(),
+            source: Box::new(e),
+        })?;
+    let commit = git!("resolving a revision", id.object())?;
+    let commit = git!("resolving a revision", commit.peel_to_commit())?;
+    Ok(commit.id.to_string())
+}
+
+/// Scans the whole object database, or, when `hidden` is not empty, only the blobs
+/// that commits reachable from the references but not from `hidden` introduced.
+pub fn scan_repository(
+    path: &Path,
+    scanner: &Scanner,
+    opts: &ScanOptions,
+    hidden: &[String],
+    progress: &dyn Progress,
+) -> Result<ScanResult, ScanError> {
+    let repo = open(path)?;
+    if hidden.is_empty() {
+        scan_all_objects(&repo, scanner, opts, progress)
+    } else {
+        let hidden = hidden
+            .iter()
+            .map(|h| {
+                ObjectId::from_hex(h.as_bytes()).map_err(|e| ScanError::BadRevision {
+                    rev: h.clone(),
+                    source: Box::new(e),
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        scan_range(&repo, scanner, opts, &hidden, progress)
+    }
+}
+
+#[derive(Debug)]
+struct Stop;
+impl std::fmt::Display for Stop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("stopped")
+    }
+}
+impl std::error::Error for Stop {}
+
+struct Collector<'a> {
+    scanner: &'a Scanner,
+    max: u64,
+    hits: Mutex<Vec<(ObjectId, Vec<Hit>)>>,
+    notices: Mutex<Vec<Notice>>,
+    blobs: AtomicU64,
+    bytes: AtomicU64,
+}
+
+impl Collector<'_> {
+    fn blob(&self, id: ObjectId, data: &[u8]) {
+        if data.len() as u64 > self.max {
+            self.notices.lock().expect("no poisoning").push(Notice::TooLarge {
+                what: format!("blob {id}"),
+                size: data.len() as u64,
+            });
+            return;
+        }
+        self.blobs.fetch_add(1, Ordering::Relaxed);
+        self.bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
+        let hits = self.scanner.scan(data, None);
+        if !hits.is_empty() {
+            self.hits.lock().expect("no poisoning").push((id, hits));
+        }
+    }
+}
+
+fn list_packs(objects: &Path) -> Vec<PathBuf> {
+    let mut packs: Vec<PathBuf> = std::fs::read_dir(objects.join("pack"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "idx"))
+        .collect();
+    packs.sort();
+    packs
+}
+
+fn scan_all_objects(
+    repo: &gix::Repository,
+    scanner: &Scanner,
+    opts: &ScanOptions,
+    progress: &dyn Progress,
+) -> Result<ScanResult, ScanError> {
+    let objects = repo.common_dir().join("objects");
+    let hash = repo.object_hash();
+    let collector = Collector {
+        scanner,
+        max: opts.max_blob_size,
+        hits: Mutex::new(Vec::new()),
+        notices: Mutex::new(Vec::new()),
+        blobs: AtomicU64::new(0),
+        bytes: AtomicU64::new(0),
+    };
+    let packs = list_packs(&objects);
+    let loose = gix::odb::loose::Store::at(&objects, hash);
+    let loose_ids: Vec<ObjectId> = loose.iter().filter_map(Result::ok).collect();
+
+    let mut bundles = Vec::new();
+    let mut total = loose_ids.len() as u64;
+    for idx in &packs {
+        match gix::odb::pack::Bundle::at(idx, hash) {
+            Ok(b) => {
+                total += u64::from(b.index.num_objects());
+                bundles.push(b);
+            }
+            Err(e) => collector.notices.lock().expect("no poisoning").push(Notice::Unreadable {
+                what: format!("pack {}", idx.display()),
+                source: Box::new(e),
+            }),
+        }
+    }
+    progress.start(total);
+    let interrupt = AtomicBool::new(false);
+    for bundle in &bundles {
+        let c = &collector;
+        let mut pending = 0u64;
+        let processor = move |kind: gix::object::Kind,
+                              data: &[u8],
+                              entry: &gix::odb::pack::index::Entry,
+                              _: &dyn gix::progress::Progress|
+              -> Result<(), Stop> {
+            pending += 1;
+            if pending == 256 {
+                progress.inc(pending);
+                pending = 0;
+            }
+            if kind == gix::object::Kind::Blob {
+                c.blob(entry.oid, data);
+            }
+            Ok(())
+        };
+        let outcome = bundle.index.traverse(
+            &bundle.pack,
+            &mut gix::progress::Discard,
+            &interrupt,
+            processor,
+            gix::odb::pack::index::traverse::Options {
+                traversal: Algorithm::DeltaTreeLookup,
+                thread_limit: opts.threads,
+                check: SafetyCheck::SkipFileAndObjectChecksumVerification,
+                alloc_limit_bytes: None,
+                make_pack_lookup_cache: || gix::odb::pack::cache::Never,
+            },
+        );
+        if let Err(e) = outcome {
+            // A damaged pack: say so, then read what can be read object by object.
+            c.notices.lock().expect("no poisoning").push(Notice::Unreadable {
+                what: format!("pack {}", bundle.pack.path().display()),
+                source: Box::new(e),
+            });
+            let ids: Vec<ObjectId> = bundle.index.iter().map(|e| e.oid).collect();
+            read_each(repo, &ids, c);
+        }
+    }
+    read_each(repo, &loose_ids, &collector);
+    progress.inc(loose_ids.len() as u64);
+    progress.finish();
+
+    let Collector {
+        hits,
+        notices,
+        blobs,
+        bytes,
+        ..
+    } = collector;
+    let mut hits = hits.into_inner().expect("no poisoning");
+    hits.sort_by(|a, b| a.0.cmp(&b.0));
+    hits.dedup_by(|a, b| a.0 == b.0);
+    let mut stats = Stats {
+        blobs: blobs.into_inner(),
+        bytes: bytes.into_inner(),
+        ..Stats::default()
+    };
+    let sources = if hits.is_empty() {
+        Vec::new()
+    } else {
+        let targets: HashSet<ObjectId> = hits.iter().map(|(id, _)| *id).collect();
+        let (mut locations, commits) = attribute(repo, &targets)?;
+        stats.commits = commits;
+        hits.into_iter()
+            .map(|(id, hits)| Source {
+                locations: locations.remove(&id).unwrap_or_else(|| {
+                    vec![SourceLocation {
+                        path: None,
+                        commit: None,
+                        blob: Some(id.to_string()),
+                    }]
+                }),
+                hits,
+            })
+            .collect()
+    };
+    Ok(ScanResult {
+        findings: group(sources),
+        notices: notices.into_inner().expect("no poisoning"),
+        stats,
+    })
+}
+
+/// Reads objects one by one (loose objects, damaged packs), in parallel; objects
+/// that cannot be read become notices.
+fn read_each(repo: &gix::Repository, ids: &[ObjectId], c: &Collector<'_>) {
+    if ids.is_empty() {
+        return;
+    }
+    let sync = repo.clone().into_sync();
+    ids.par_iter().for_each_init(
+        || (sync.to_thread_local(), Vec::new()),
+        |(repo, buf), id| match repo.objects.try_find(id, buf) {
+            Ok(Some(data)) => {
+                if data.kind == gix::object::Kind::Blob {
+                    c.blob(*id, data.data);
+                }
+            }
+            Ok(None) => {}
+            Err(e) => c.notices.lock().expect("no poisoning").push(Notice::Unreadable {
+                what: format!("object {id}"),
+                source: e,
+            }),
+        },
+    );
+}
+
+struct CommitMeta {
+    id: ObjectId,
+    time: i64,
+    tree: ObjectId,
+    first_parent: Option<ObjectId>,
+}
+
+/// All commits reachable from the references (minus those reachable from
+/// `hidden`), oldest first.
+fn commits(repo: &gix::Repository, hidden: &[ObjectId]) -> Result<Vec<CommitMeta>, ScanError> {
+    let tips = ref_tips(repo)?;
+    if tips.is_empty() {
+        return Ok(Vec::new());
+    }
+    let walk = git!(
+        "walking commits",
+        repo.rev_walk(tips).with_hidden(hidden.iter().copied()).all()
+    )?;
+    let mut out = Vec::new();
+    for info in walk {
+        let info = git!("walking commits", info)?;
+        let commit = git!("reading a commit", info.object())?;
+        let tree = git!("reading a commit", commit.tree_id())?.detach();
+        let time = commit.time().map(|t| t.seconds).unwrap_or(0);
+        let first_parent = commit.parent_ids().next().map(gix::Id::detach);
+        out.push(CommitMeta {
+            id: info.id,
+            time,
+            tree,
+            first_parent,
+        });
+    }
+    // The walk yields children before parents; reversing and then sorting stably
+    // by time gives parents before children, oldest first.
+    out.reverse();
+    out.sort_by_key(|c| c.time);
+    Ok(out)
+}
+
+struct TreeEntry {
+    name: Vec<u8>,
+    id: ObjectId,
+    is_tree: bool,
+}
+
+fn read_tree(
+    repo: &gix::Repository,
+    id: &ObjectId,
+    buf: &mut Vec<u8>,
+) -> Result<Vec<TreeEntry>, ScanError> {
+    let tree = repo
+        .objects
+        .find_tree(id, buf)
+        .map_err(|e| git_err("reading a tree")(Box::new(e)))?;
+    Ok(tree
+        .entries
+        .iter()
+        .filter(|e| e.mode.is_tree() || e.mode.is_blob_or_symlink())
+        .map(|e| TreeEntry {
+            name: e.filename.to_vec(),
+            id: e.oid.to_owned(),
+            is_tree: e.mode.is_tree(),
+        })
+        .collect())
+}
+
+fn join(prefix: &[u8], name: &[u8]) -> Vec<u8> {
+    let mut p = Vec::with_capacity(prefix.len() + name.len() + 1);
+    if !prefix.is_empty() {
+        p.extend_from_slice(prefix);
+        p.push(b'/');
+    }
+    p.extend_from_slice(name);
+    p
+}
+
+/// Finds, for each target blob, every path it appears at and the oldest commit that
+/// put it there. Each distinct tree is read once.
+fn attribute(
+    repo: &gix::Repository,
+    targets: &HashSet<ObjectId>,
+) -> Result<(HashMap<ObjectId, Vec<SourceLocation>>, u64), ScanError> {
+    let commits = commits(repo, &[])?;
+    let mut seen: HashSet<ObjectId> = HashSet::new();
+    let mut found: HashMap<ObjectId, Vec<SourceLocation>> = HashMap::new();
+    let mut buf = Vec::new();
+    for c in &commits {
+        let info = CommitInfo {
+            id: c.id.to_string(),
+            time: c.time,
+        };
+        let mut stack: Vec<(ObjectId, Vec<u8>)> = vec![(c.tree, Vec::new())];
+        while let Some((tree, prefix)) = stack.pop() {
+            if !seen.insert(tree) {
+                continue;
+            }
+            let entries = match read_tree(repo, &tree, &mut buf) {
+                Ok(e) => e,
+                Err(_) => continue, // a missing or damaged tree hides only its own paths
+            };
+            for e in entries {
+                if e.is_tree {
+                    if !seen.contains(&e.id) {
+                        stack.push((e.id, join(&prefix, &e.name)));
+                    }
+                } else if targets.contains(&e.id) {
+                    let path = String::from_utf8_lossy(&join(&prefix, &e.name)).into_owned();
+                    let locs = found.entry(e.id).or_default();
+                    if !locs.iter().any(|l| l.path.as_deref() == Some(path.as_str())) {
+                        locs.push(SourceLocation {
+                            path: Some(path),
+                            commit: Some(info.clone()),
+                            blob: Some(e.id.to_string()),
+                        });
+                    }
+                }
+            }
+        }
+    }
+    Ok((found, commits.len() as u64))
+}
+
+/// Blobs (with paths) a tree adds or changes relative to another.
+fn diff_trees(
+    repo: &gix::Repository,
+    old: Option<ObjectId>,
+    new: ObjectId,
+    prefix: &[u8],
+    buf: &mut Vec<u8>,
+    out: &mut Vec<(ObjectId, Vec<u8>)>,
+) -> Result<(), ScanError> {
+    if old == Some(new) {
+        return Ok(());
+    }
+    let old_entries: HashMap<Vec<u8>, (ObjectId, bool)> = match old {
+        Some(o) => read_tree(repo, &o, buf)?
+            .into_iter()
+            .map(|e| (e.name, (e.id, e.is_tree)))
+            .collect(),
+        None => HashMap::new(),
+    };
+    for e in read_tree(repo, &new, buf)? {
+        let before = old_entries.get(&e.name);
+        if before.is_some_and(|(id, _)| *id == e.id) {
+            continue;
+        }
+        let path = join(prefix, &e.name);
+        if e.is_tree {
+            let old_sub = before.filter(|(_, t)| *t).map(|(id, _)| *id);
+            diff_trees(repo, old_sub, e.id, &path, buf, out)?;
+        } else {
+            out.push((e.id, path));
+        }
+    }
+    Ok(())
+}
+
+fn scan_range(
+    repo: &gix::Repository,
+    scanner: &Scanner,
+    opts: &ScanOptions,
+    hidden: &[ObjectId],
+    progress: &dyn Progress,
+) -> Result<ScanResult, ScanError> {
+    let commits = commits(repo, hidden)?;
+    let mut buf = Vec::new();
+    let mut introduced: HashMap<ObjectId, Vec<SourceLocation>> = HashMap::new();
+    let mut order: Vec<ObjectId> = Vec::new();
+    for c in &commits {
+        let parent_tree = match c.first_parent {
+            Some(p) => {
+                let commit = git!("reading a commit", repo.find_commit(p))?;
+                Some(git!("reading a commit", commit.tree_id())?.detach())
+            }
+            None => None,
+        };
+        let mut changed = Vec::new();
+        diff_trees(repo, parent_tree, c.tree, b"", &mut buf, &mut changed)?;
+        for (blob, path) in changed {
+            let path = String::from_utf8_lossy(&path).into_owned();
+            let locs = introduced.entry(blob).or_insert_with(|| {
+                order.push(blob);
+                Vec::new()
+            });
+            if !locs.iter().any(|l| l.path.as_deref() == Some(path.as_str())) {
+                locs.push(SourceLocation {
+                    path: Some(path),
+                    commit: Some(CommitInfo {
+                        id: c.id.to_string(),
+                        time: c.time,
+                    }),
+                    blob: Some(blob.to_string()),
+                });
+            }
+        }
+    }
+    let collector = Collector {
+        scanner,
+        max: opts.max_blob_size,
+        hits: Mutex::new(Vec::new()),
+        notices: Mutex::new(Vec::new()),
+        blobs: AtomicU64::new(0),
+        bytes: AtomicU64::new(0),
+    };
+    progress.start(order.len() as u64);
+    read_each(repo, &order, &collector);
+    progress.inc(order.len() as u64);
+    progress.finish();
+    let hits = collector.hits.into_inner().expect("no poisoning");
+    let sources = hits
+        .into_iter()
+        .map(|(id, hits)| Source {
+            locations: introduced.remove(&id).unwrap_or_default(),
+            hits,
+        })
+        .collect();
+    Ok(ScanResult {
+        findings: group(sources),
+        notices: collector.notices.into_inner().expect("no poisoning"),
+        stats: Stats {
+            blobs: collector.blobs.into_inner(),
+            bytes: collector.bytes.into_inner(),
+            commits: commits.len() as u64,
+            ..Stats::default()
+        },
+    })
+}
+
+/// Scans what the next commit would add: index entries whose content differs from
+/// `HEAD`. Values already present in the `HEAD` version of the same file are not
+/// reported (they are not being added now).
+pub fn scan_staged(
+    path: &Path,
+    scanner: &Scanner,
+    opts: &ScanOptions,
+) -> Result<ScanResult, ScanError> {
+    let repo = open(path)?;
+    let index = git!("reading the index", repo.index_or_empty())?;
+    let head_tree = git!("reading HEAD", repo.head_tree_id_or_empty())?.detach();
+    let head_index = git!("reading HEAD", repo.index_from_tree(&head_tree))?;
+    let mut changed: Vec<(String, ObjectId, Option<ObjectId>)> = Vec::new();
+    for entry in index.entries() {
+        if entry.stage() != gix::index::entry::Stage::Unconflicted
+            || entry.mode == gix::index::entry::Mode::COMMIT
+        {
+            continue;
+        }
+        let p = entry.path(&index);
+        let old = head_index.entry_by_path(p).map(|e| e.id);
+        if old != Some(entry.id) {
+            changed.push((String::from_utf8_lossy(p).into_owned(), entry.id, old));
+        }
+    }
+    let sync = repo.clone().into_sync();
+    let notices = Mutex::new(Vec::new());
+    let blobs = AtomicU64::new(0);
+    let bytes = AtomicU64::new(0);
+    let sources: Vec<Source> = changed
+        .par_iter()
+        .map_init(
+            || (sync.to_thread_local(), Vec::new(), Vec::new()),
+            |(repo, buf, old_buf), (path, id, old)| {
+                let data = match repo.objects.try_find(id, buf) {
+                    Ok(Some(d)) => d.data,
+                    Ok(None) => return None,
+                    Err(e) => {
+                        notices.lock().expect("no poisoning").push(Notice::Unreadable {
+                            what: format!("staged {path}"),
+                            source: e,
+                        });
+                        return None;
+                    }
+                };
+                if data.len() as u64 > opts.max_blob_size {
+                    notices.lock().expect("no poisoning").push(Notice::TooLarge {
+                        what: format!("staged {path}"),
+                        size: data.len() as u64,
+                    });
+                    return None;
+                }
+                blobs.fetch_add(1, Ordering::Relaxed);
+                bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
+                let mut hits = scanner.scan(data, Some(path));
+                if hits.is_empty() {
+                    return None;
+                }
+                if let Some(old) = old {
+                    if let Ok(Some(before)) = repo.objects.try_find(old, old_buf) {
+                        let before = before.data;
+                        hits.retain(|h| {
+                            memchr::memmem::find(before, h.secret.expose().as_bytes()).is_none()
+                        });
+                    }
+                }
+                Some(Source {
+                    locations: vec![SourceLocation {
+                        path: Some(path.clone()),
+                        commit: None,
+                        blob: Some(id.to_string()),
+                    }],
+                    hits,
+                })
+            },
+        )
+        .flatten()
+        .collect();
+    Ok(ScanResult {
+        findings: group(sources),
+        notices: notices.into_inner().expect("no poisoning"),
+        stats: Stats {
+            blobs: blobs.into_inner(),
+            bytes: bytes.into_inner(),
+            ..Stats::default()
+        },
+    })
+}
