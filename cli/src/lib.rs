@@ -12,3 +12,5 @@ pub mod cmd_scan;
 pub mod cmd_secrets;
 pub mod cmd_tokens;
 pub mod global;
+pub mod fallback;
+pub mod profile_dify;
