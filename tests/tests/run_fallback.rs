@@ -38,15 +38,19 @@ impl Setup {
 
     /// Runs a check of the injected values in the child; exit 0 when they arrived.
     fn launch(&self, extra: &[&str]) -> std::process::Command {
+        self.launch_within("3", extra)
+    }
+
+    fn launch_within(&self, total_timeout: &str, extra: &[&str]) -> std::process::Command {
         let mut cmd = launcher(&self.server, &self.token, "dify", "prod");
         cmd.env("ENVSEAL_FALLBACK_PATH", self.fallback())
-            .args(["--retries", "1", "--total-timeout", "3"])
+            .args(["--retries", "1", "--total-timeout", total_timeout])
             .args(extra)
             .args([
                 "--",
                 "sh",
                 "-c",
-                r#"test "$DB_PASSWORD" = fallback-canary-1f2e && test "$(printf '%s' "$PEM" | wc -l)" -eq 3"#,
+                r#"test "$DB_PASSWORD" = fallback-canary-1f2e && test "$(printf '%s' "$PEM" | wc -l)" -eq 4"#,
             ]);
         cmd
     }
@@ -127,7 +131,7 @@ fn server_down_without_fallback_fails_within_the_timeout() {
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = format!("http://{}", silent.local_addr().unwrap());
     let started = Instant::now();
-    let mut cmd = s.launch(&["--no-fallback", "--total-timeout", "1.5"]);
+    let mut cmd = s.launch_within("1.5", &["--no-fallback"]);
     cmd.env("ENVSEAL_ADDR", &addr).env("ENVSEAL_TIMEOUT", "30");
     let (code, _, err) = run(&mut cmd, b"");
     let elapsed = started.elapsed();

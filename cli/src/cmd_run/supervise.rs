@@ -244,8 +244,16 @@ fn exit_with(status: Status) -> ExitCode {
     match status {
         Status::Code(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
         Status::Signal(sig) => {
-            let _ = std::io::Write::flush(&mut std::io::stderr());
-            let _ = signal_hook::low_level::emulate_default_handler(sig as i32);
+            // As PID 1 a re-raised signal is discarded by the kernel, and signal-hook's
+            // emulation would then fall back on abort(): skip straight to 128+N.
+            if nix::unistd::getpid().as_raw() != 1 {
+                let _ = std::io::Write::flush(&mut std::io::stderr());
+                if sig == Signal::SIGKILL {
+                    let _ = nix::sys::signal::raise(sig);
+                } else {
+                    let _ = signal_hook::low_level::emulate_default_handler(sig as i32);
+                }
+            }
             ExitCode::from(128u8.saturating_add(sig as u8))
         }
     }
