@@ -373,7 +373,10 @@ mod tests {
         write(&path, &pass, &SCOPE, &export(), now).unwrap();
         read(&path, &pass, &SCOPE, Duration::from_secs(60), now).unwrap();
         let err = read(&path, &token(), &SCOPE, Duration::from_secs(60), now).unwrap_err();
-        assert!(matches!(err, FallbackError::KeyKindMismatch { .. }), "{err}");
+        assert!(
+            matches!(err, FallbackError::KeyKindMismatch { .. }),
+            "{err}"
+        );
     }
 
     #[test]

@@ -187,7 +187,10 @@ impl Profile {
     }
 
     /// `(name, source)`: in `service`, compose sets `name` from `${source}`.
-    pub fn aliases(&self, service: Service) -> impl Iterator<Item = (&'static str, &'static str)> + '_ {
+    pub fn aliases(
+        &self,
+        service: Service,
+    ) -> impl Iterator<Item = (&'static str, &'static str)> + '_ {
         self.aliases
             .iter()
             .filter(move |(s, _, _)| *s == service.name())
@@ -321,7 +324,10 @@ mod tests {
         ("SECRET_KEY", "k-1"),
         ("DB_PASSWORD", "db-1"),
         ("REDIS_PASSWORD", "p#ss/w@rd:%"),
-        ("CELERY_BROKER_URL", "redis://:p%23ss%2Fw%40rd%3A%25@redis:6379/1"),
+        (
+            "CELERY_BROKER_URL",
+            "redis://:p%23ss%2Fw%40rd%3A%25@redis:6379/1",
+        ),
         ("CODE_EXECUTION_API_KEY", "sbx"),
         ("SANDBOX_API_KEY", "sbx"),
         ("PLUGIN_DAEMON_KEY", "pd"),
@@ -390,11 +396,23 @@ mod tests {
         }
         let err = p.check(Service::Api, &view(&pairs), false).unwrap_err();
         let text = err.to_string();
-        assert!(err.0.contains(&Problem::Missing("SECRET_KEY".into())), "{text}");
+        assert!(
+            err.0.contains(&Problem::Missing("SECRET_KEY".into())),
+            "{text}"
+        );
         assert!(text.contains("QDRANT_API_KEY"), "{text}");
-        assert!(text.contains("CODE_EXECUTION_API_KEY and SANDBOX_API_KEY"), "{text}");
-        assert!(text.contains("CELERY_BROKER_URL does not carry REDIS_PASSWORD"), "{text}");
-        assert!(!text.contains("difyai123456") && !text.contains("p#ss"), "{text}");
+        assert!(
+            text.contains("CODE_EXECUTION_API_KEY and SANDBOX_API_KEY"),
+            "{text}"
+        );
+        assert!(
+            text.contains("CELERY_BROKER_URL does not carry REDIS_PASSWORD"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("difyai123456") && !text.contains("p#ss"),
+            "{text}"
+        );
         // --allow-defaults lets the default through but not the rest.
         let err = p.check(Service::Api, &view(&pairs), true).unwrap_err();
         assert!(!err.to_string().contains("QDRANT_API_KEY"));
@@ -408,7 +426,10 @@ mod tests {
         assert!(!redis_url_carries(b"redis://redis:6379/1", b"pw"));
         assert!(!redis_url_carries(b"redis://:a#b@redis:6379/1", b"a#b"));
         assert!(!redis_url_carries(b"redis://:bad%zz@redis/1", b"bad"));
-        assert!(redis_url_carries(b"amqp://guest:guest@rabbit:5672//", b"pw"));
+        assert!(redis_url_carries(
+            b"amqp://guest:guest@rabbit:5672//",
+            b"pw"
+        ));
     }
 
     #[test]

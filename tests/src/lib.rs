@@ -310,7 +310,10 @@ fn unique_long() -> String {
 pub fn create_env(server: &Server, project: &str, env: &str) {
     let (code, _, err) = run(server.cli().args(["projects", "create", project]), b"");
     assert!(code == 0 || err.contains("exists"), "{err}");
-    ok(server.cli().args(["projects", "add-env", project, env]), b"");
+    ok(
+        server.cli().args(["projects", "add-env", project, env]),
+        b"",
+    );
 }
 
 /// Writes one secret value (bytes exact).
@@ -327,14 +330,7 @@ pub fn set_secret(server: &Server, project: &str, env: &str, name: &str, value: 
 pub fn machine_token(server: &Server, project: &str, env: &str) -> String {
     let out = ok(
         server.cli().args([
-            "tokens",
-            "create",
-            "--name",
-            "launcher",
-            "-p",
-            project,
-            "-e",
-            env,
+            "tokens", "create", "--name", "launcher", "-p", project, "-e", env,
         ]),
         b"",
     );
@@ -352,7 +348,14 @@ pub fn launcher(server: &Server, token: &str, project: &str, env: &str) -> Comma
 /// why the test is skipped, or fails it under `ENVSEAL_TEST_STRICT=1`.
 pub fn pid_namespace_available(test: &str) -> bool {
     let probe = Command::new("unshare")
-        .args(["--pid", "--fork", "--mount-proc", "sh", "-c", "test $$ -eq 1"])
+        .args([
+            "--pid",
+            "--fork",
+            "--mount-proc",
+            "sh",
+            "-c",
+            "test $$ -eq 1",
+        ])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

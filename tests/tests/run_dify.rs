@@ -21,10 +21,7 @@ fn good_secrets() -> Vec<(&'static str, String)> {
         ("DB_PASSWORD", canary("db")),
         (
             "CELERY_BROKER_URL",
-            format!(
-                "redis://:{}%23%40%2F%3A%25@redis:6379/1",
-                canary("redis")
-            ),
+            format!("redis://:{}%23%40%2F%3A%25@redis:6379/1", canary("redis")),
         ),
         ("REDIS_PASSWORD", redis),
         ("CODE_EXECUTION_API_KEY", canary("sandbox")),
@@ -141,7 +138,10 @@ fn assert_no_canary(out: &[u8], err: &str) {
     let out = String::from_utf8_lossy(out);
     for text in [&*out, err] {
         assert!(!text.contains("canary-"), "a value leaked: {text}");
-        assert!(!text.contains("BEGIN PRIVATE KEY"), "a value leaked: {text}");
+        assert!(
+            !text.contains("BEGIN PRIVATE KEY"),
+            "a value leaked: {text}"
+        );
     }
 }
 
@@ -170,7 +170,10 @@ fn dify_api_entrypoint_gets_every_secret_byte_exact() {
     assert_eq!(env["SECRET_KEY"], canary("secret-key").into_bytes());
     assert_eq!(env["LOG_LEVEL"], b"INFO");
     assert_eq!(env["MODE"], b"api");
-    assert!(!env.contains_key("ENVSEAL_TOKEN"), "the token must not reach Dify");
+    assert!(
+        !env.contains_key("ENVSEAL_TOKEN"),
+        "the token must not reach Dify"
+    );
     assert!(err.contains("replaced empty or shipped-default values inherited for"));
     assert!(err.contains("SECRET_KEY"), "{err}");
 }
@@ -215,7 +218,10 @@ fn shipped_defaults_are_refused_unless_allowed() {
     }
     let d = dify(&secrets);
     let err = refused(&d, &[]);
-    assert!(err.contains("SANDBOX_API_KEY (from envseal) is one of Dify's shipped default"), "{err}");
+    assert!(
+        err.contains("SANDBOX_API_KEY (from envseal) is one of Dify's shipped default"),
+        "{err}"
+    );
     assert!(!err.contains("dify-sandbox"), "{err}");
     // An inherited default the server has no value for is refused as well.
     let mut cmd = d.launch(&[]);
@@ -234,7 +240,9 @@ fn linked_values_must_agree() {
     for (name, value) in secrets.iter_mut() {
         match *name {
             "SANDBOX_API_KEY" => *value = canary("other-sandbox"),
-            "CELERY_BROKER_URL" => *value = format!("redis://:{}#@/:%@redis:6379/1", canary("redis")),
+            "CELERY_BROKER_URL" => {
+                *value = format!("redis://:{}#@/:%@redis:6379/1", canary("redis"))
+            }
             _ => {}
         }
     }
@@ -244,7 +252,10 @@ fn linked_values_must_agree() {
         err.contains("CODE_EXECUTION_API_KEY and SANDBOX_API_KEY must be equal"),
         "{err}"
     );
-    assert!(err.contains("CELERY_BROKER_URL does not carry REDIS_PASSWORD"), "{err}");
+    assert!(
+        err.contains("CELERY_BROKER_URL does not carry REDIS_PASSWORD"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -262,7 +273,10 @@ fn canary_never_printed_on_any_path() {
     );
     assert_eq!(code, 2);
     assert_no_canary(&out, &err);
-    assert!(err.contains("required secrets missing from dify/prod: NOPE"), "{err}");
+    assert!(
+        err.contains("required secrets missing from dify/prod: NOPE"),
+        "{err}"
+    );
     let (code, out, err) = run(
         &mut d.launch(&[
             "--only",

@@ -15,7 +15,13 @@ struct Setup {
 fn setup() -> Setup {
     let server = Server::start();
     create_env(&server, "dify", "prod");
-    set_secret(&server, "dify", "prod", "DB_PASSWORD", b"fallback-canary-1f2e");
+    set_secret(
+        &server,
+        "dify",
+        "prod",
+        "DB_PASSWORD",
+        b"fallback-canary-1f2e",
+    );
     set_secret(
         &server,
         "dify",
@@ -74,7 +80,10 @@ fn server_down_with_a_fresh_fallback_starts() {
         0o600
     );
     let bytes = std::fs::read(s.fallback()).unwrap();
-    assert!(!bytes.windows(8).any(|w| w == b"fallback"), "plaintext in the fallback");
+    assert!(
+        !bytes.windows(8).any(|w| w == b"fallback"),
+        "plaintext in the fallback"
+    );
     let (code, out, err) = run(&mut s.launch(&[]), b"");
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("from the fallback file"), "{err}");
@@ -125,7 +134,11 @@ fn server_down_without_fallback_fails_within_the_timeout() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("cannot reach the envseal server"), "{err}");
     assert!(err.contains("gave up after 2 attempts"), "{err}");
-    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
 
     // A server that accepts the connection and never answers: the total timeout holds.
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

@@ -2,8 +2,8 @@
 //! are reaped, exit codes and signal deaths propagate.
 
 use envseal_e2e::{
-    as_pid1, children_of, create_env, launcher, machine_token, pid_namespace_available,
-    proc_state, send_signal, set_secret, wait_until, Server,
+    as_pid1, children_of, create_env, launcher, machine_token, pid_namespace_available, proc_state,
+    send_signal, set_secret, wait_until, Server,
 };
 use std::io::{BufRead as _, BufReader};
 use std::os::unix::process::ExitStatusExt as _;
@@ -52,7 +52,8 @@ fn start_pid1(cmd: &Command) -> (Child, u32, BufReader<ChildStdout>) {
 
 fn expect_line(out: &mut BufReader<ChildStdout>, want: &str) {
     let mut line = String::new();
-    out.read_line(&mut line).expect("reading the child's output");
+    out.read_line(&mut line)
+        .expect("reading the child's output");
     assert_eq!(line.trim_end(), want);
 }
 

@@ -108,7 +108,11 @@ pub struct RunArgs {
     #[arg(long)]
     allow_defaults: bool,
     /// The command to run, after `--`.
-    #[arg(last = true, required_unless_present = "dry_run", value_name = "COMMAND")]
+    #[arg(
+        last = true,
+        required_unless_present = "dry_run",
+        value_name = "COMMAND"
+    )]
     command: Vec<OsString>,
 }
 
@@ -247,11 +251,7 @@ impl Config {
                 Some((Profile::load(), service))
             }
         };
-        let fallback = if a.no_fallback {
-            None
-        } else {
-            a.fallback_path
-        };
+        let fallback = if a.no_fallback { None } else { a.fallback_path };
         anyhow::ensure!(
             !a.fallback_only || fallback.is_some(),
             "--fallback-only needs --fallback-path (or ENVSEAL_FALLBACK_PATH)"

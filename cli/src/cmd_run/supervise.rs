@@ -28,15 +28,33 @@ use std::time::{Duration, Instant};
 /// (used for reaping), and SIGTTIN/SIGTTOU (caught and dropped so that the launcher,
 /// in the background of its terminal, is never stopped).
 const FORWARDED: &[i32] = &[
-    SIGHUP, SIGINT, SIGQUIT, SIGUSR1, SIGUSR2, SIGPIPE, SIGALRM, SIGTERM, SIGCONT, SIGTSTP,
-    SIGURG, SIGXCPU, SIGXFSZ, SIGVTALRM, SIGPROF, SIGWINCH, SIGIO, nix::libc::SIGPWR,
+    SIGHUP,
+    SIGINT,
+    SIGQUIT,
+    SIGUSR1,
+    SIGUSR2,
+    SIGPIPE,
+    SIGALRM,
+    SIGTERM,
+    SIGCONT,
+    SIGTSTP,
+    SIGURG,
+    SIGXCPU,
+    SIGXFSZ,
+    SIGVTALRM,
+    SIGPROF,
+    SIGWINCH,
+    SIGIO,
+    nix::libc::SIGPWR,
 ];
 /// Caught and dropped.
 const DROPPED: &[i32] = &[SIGTTIN, SIGTTOU];
 
 fn command(spec: &ChildSpec) -> Command {
     let mut cmd = Command::new(&spec.program);
-    cmd.args(&spec.args).env_clear().envs(spec.env.iter().cloned());
+    cmd.args(&spec.args)
+        .env_clear()
+        .envs(spec.env.iter().cloned());
     cmd
 }
 
