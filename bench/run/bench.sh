@@ -42,16 +42,19 @@ n=$("$envseal" run --quiet -- sh -c 'env | grep -c "^SECRET_"')
 true_bin=$(command -v true)
 hyperfine --warmup 20 --runs 300 -N --export-json "$work/hyperfine.json" \
     "$true_bin" \
-    "$envseal run --quiet -- $true_bin" >&2
+    "$envseal run --quiet -- $true_bin" \
+    "$envseal run --quiet --supervise -- $true_bin" \
+    "$envseal run --quiet --fallback-path $work/fallback -- $true_bin" >&2
 
 python3 - "$work/hyperfine.json" <<'PY'
 import json, statistics, sys
 r = json.load(open(sys.argv[1]))["results"]
-plain, launched = (statistics.median(x["times"]) * 1000 for x in r)
-print(f"median plain true:          {plain:.3f} ms")
-print(f"median envseal run -- true: {launched:.3f} ms")
-print(f"added (median):             {launched - plain:.3f} ms")
-print(f"ratio:                      {launched / plain:.1f}x")
+plain = statistics.median(r[0]["times"]) * 1000
+print(f"{'command':<72} {'median':>9} {'mean':>9} {'added':>9} {'ratio':>6}")
+for x in r:
+    med = statistics.median(x["times"]) * 1000
+    cmd = x["command"].replace(sys.argv[1].rsplit("/", 1)[0], "$work")
+    print(f"{cmd[-72:]:<72} {med:8.3f}ms {x['mean'] * 1000:8.3f}ms {med - plain:8.3f}ms {med / plain:5.1f}x")
 PY
 
 for mode in exec supervise; do

@@ -18,7 +18,7 @@
 //! associated data: changing the fetch time, the parameters, or using the file for
 //! another environment makes decryption fail. Staleness is judged only after the
 //! file has authenticated. Files are written to a temporary file (mode 0600) in the
-//! same directory and renamed into place.
+//! same directory and renamed into place (not fsynced: see `write`).
 //!
 //! This module knows nothing about HTTP or processes, and no error it returns holds a
 //! value, the token or the passphrase.
@@ -231,12 +231,10 @@ pub fn write(
             .open(&tmp)?;
         file.write_all(&header)?;
         file.write_all(&ciphertext)?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        if let Ok(d) = std::fs::File::open(&dir) {
-            let _ = d.sync_all();
-        }
-        Ok(())
+        // No fsync: it would cost every container start several milliseconds, and a
+        // file torn by a power cut fails authentication and is refused like any
+        // other damaged file. The rename still means readers see old or new, whole.
+        std::fs::rename(&tmp, path)
     })();
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);

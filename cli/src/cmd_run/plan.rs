@@ -49,6 +49,16 @@ pub struct ChildSpec {
     replaced: Vec<String>,
 }
 
+impl Drop for ChildSpec {
+    /// The environment holds copies of the values: wipe them.
+    fn drop(&mut self) {
+        use zeroize::Zeroize as _;
+        for (_, value) in self.env.drain(..) {
+            value.into_vec().zeroize();
+        }
+    }
+}
+
 impl ChildSpec {
     /// Tells stderr which variables were kept from or replaced in the inherited
     /// environment. Names only.
