@@ -11,4 +11,6 @@ pub mod cmd_run;
 pub mod cmd_scan;
 pub mod cmd_secrets;
 pub mod cmd_tokens;
+pub mod fallback;
 pub mod global;
+pub mod profile_dify;

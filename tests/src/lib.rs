@@ -305,3 +305,126 @@ fn unique() -> String {
 fn unique_long() -> String {
     format!("{}x{}", unique(), unique())
 }
+
+/// Creates project `project` with environment `env` (admin token).
+pub fn create_env(server: &Server, project: &str, env: &str) {
+    let (code, _, err) = run(server.cli().args(["projects", "create", project]), b"");
+    assert!(code == 0 || err.contains("exists"), "{err}");
+    ok(
+        server.cli().args(["projects", "add-env", project, env]),
+        b"",
+    );
+}
+
+/// Writes one secret value (bytes exact).
+pub fn set_secret(server: &Server, project: &str, env: &str, name: &str, value: &[u8]) {
+    ok(
+        server
+            .cli()
+            .args(["secrets", "set", "-p", project, "-e", env, name, "--raw"]),
+        value,
+    );
+}
+
+/// A read-only machine token for one environment.
+pub fn machine_token(server: &Server, project: &str, env: &str) -> String {
+    let out = ok(
+        server.cli().args([
+            "tokens", "create", "--name", "launcher", "-p", project, "-e", env,
+        ]),
+        b"",
+    );
+    String::from_utf8(out).expect("token").trim().to_owned()
+}
+
+/// `envseal run -p project -e env` pointed at `server` with `token`, and `args` after.
+pub fn launcher(server: &Server, token: &str, project: &str, env: &str) -> Command {
+    let mut cmd = server.cli_with_token(token);
+    cmd.args(["run", "-p", project, "-e", env]);
+    cmd
+}
+
+/// Whether `unshare --pid --fork --mount-proc` works here. When it does not, prints
+/// why the test is skipped, or fails it under `ENVSEAL_TEST_STRICT=1`.
+pub fn pid_namespace_available(test: &str) -> bool {
+    let probe = Command::new("unshare")
+        .args([
+            "--pid",
+            "--fork",
+            "--mount-proc",
+            "sh",
+            "-c",
+            "test $$ -eq 1",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output();
+    let reason = match probe {
+        Ok(out) if out.status.success() => return true,
+        Ok(out) => format!(
+            "unshare --pid --fork --mount-proc failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ),
+        Err(err) => format!("cannot run unshare: {err}"),
+    };
+    skip_or_fail(test, &reason);
+    false
+}
+
+/// The same command, run as PID 1 of a fresh PID namespace (with its own /proc).
+pub fn as_pid1(cmd: &Command) -> Command {
+    let mut wrapped = Command::new("unshare");
+    wrapped
+        .args(["--pid", "--fork", "--mount-proc", "--"])
+        .arg(cmd.get_program())
+        .args(cmd.get_args());
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => wrapped.env(k, v),
+            None => wrapped.env_remove(k),
+        };
+    }
+    if let Some(dir) = cmd.get_current_dir() {
+        wrapped.current_dir(dir);
+    }
+    wrapped
+}
+
+/// Direct children of `pid` (from `/proc/PID/task/PID/children`).
+pub fn children_of(pid: u32) -> Vec<u32> {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect()
+}
+
+/// The one-letter state of a process (`R`, `S`, `Z`…), if it exists.
+pub fn proc_state(pid: u32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = stat.rsplit_once(')')?.1;
+    after.trim_start().chars().next()
+}
+
+/// Polls `cond` every few milliseconds until it holds; panics with `what` after
+/// `timeout`. For conditions with no event to wait on (a file appearing, a process
+/// going away).
+pub fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Sends `signal` (e.g. `"TERM"`) to `pid` with kill(1).
+pub fn send_signal(pid: u32, signal: &str) {
+    let status = Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(pid.to_string())
+        .status()
+        .expect("running kill");
+    assert!(status.success(), "kill -{signal} {pid} failed");
+}

@@ -1,0 +1,278 @@
+//! Starting the child: exec mode (the launcher becomes the command) and supervise mode
+//! (the launcher stays as its init: own process group, every catchable signal
+//! forwarded to the group, every zombie reaped, the child's status passed on).
+//!
+//! With `--watch` a poller thread hands over the next child; the old group is stopped
+//! (SIGTERM, then SIGKILL after `--stop-timeout`) and gone before the new one starts.
+//! The main thread only ever blocks in the signal iterator; other threads wake it with
+//! a SIGCHLD to itself.
+
+use super::files;
+use super::plan::ChildSpec;
+use super::source::Watcher;
+use anyhow::Context as _;
+use nix::errno::Errno;
+use nix::sys::signal::{kill, killpg, Signal};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+use signal_hook::consts::signal::*;
+use signal_hook::iterator::Signals;
+use std::os::unix::process::CommandExt as _;
+use std::process::{Command, ExitCode};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Signals passed on to the child's process group. Not included: SIGKILL and SIGSTOP
+/// (cannot be caught), the synchronous fault signals SIGSEGV, SIGBUS, SIGILL, SIGFPE,
+/// SIGTRAP, SIGSYS and SIGABRT (they describe the launcher's own faults), SIGCHLD
+/// (used for reaping), and SIGTTIN/SIGTTOU (caught and dropped so that the launcher,
+/// in the background of its terminal, is never stopped).
+const FORWARDED: &[i32] = &[
+    SIGHUP,
+    SIGINT,
+    SIGQUIT,
+    SIGUSR1,
+    SIGUSR2,
+    SIGPIPE,
+    SIGALRM,
+    SIGTERM,
+    SIGCONT,
+    SIGTSTP,
+    SIGURG,
+    SIGXCPU,
+    SIGXFSZ,
+    SIGVTALRM,
+    SIGPROF,
+    SIGWINCH,
+    SIGIO,
+    nix::libc::SIGPWR,
+];
+/// Caught and dropped.
+const DROPPED: &[i32] = &[SIGTTIN, SIGTTOU];
+
+fn command(spec: &ChildSpec) -> Command {
+    let mut cmd = Command::new(&spec.program);
+    cmd.args(&spec.args)
+        .env_clear()
+        .envs(spec.env.iter().cloned());
+    cmd
+}
+
+fn exec_error_code(err: &std::io::Error) -> u8 {
+    if err.kind() == std::io::ErrorKind::NotFound {
+        super::EXIT_NOT_FOUND
+    } else {
+        super::EXIT_CANNOT_EXEC
+    }
+}
+
+/// Exec mode: writes the files and replaces the launcher with the command. Returns
+/// only when that fails.
+pub(crate) fn exec(spec: ChildSpec) -> ExitCode {
+    if let Err(err) = files::write_all(&spec.files) {
+        eprintln!("envseal: error: {err:#}");
+        return ExitCode::from(2);
+    }
+    let err = command(&spec).exec();
+    eprintln!(
+        "envseal: error: cannot execute {}: {err}",
+        spec.program.to_string_lossy()
+    );
+    ExitCode::from(exec_error_code(&err))
+}
+
+fn spawn(spec: &ChildSpec) -> anyhow::Result<Pid> {
+    files::write_all(&spec.files)?;
+    let child = command(spec).process_group(0).spawn().map_err(|err| {
+        anyhow::Error::new(ExecFailed(exec_error_code(&err))).context(format!(
+            "cannot execute {}: {err}",
+            spec.program.to_string_lossy()
+        ))
+    })?;
+    let pid = Pid::from_raw(i32::try_from(child.id()).context("child pid")?);
+    give_terminal(pid);
+    Ok(pid)
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("exec failed")]
+struct ExecFailed(u8);
+
+/// When the launcher owns the terminal's foreground, hand it to the child's group so
+/// that it can read and get ^C. Best effort.
+fn give_terminal(pgid: Pid) {
+    let stdin = std::io::stdin();
+    if let Ok(fg) = nix::unistd::tcgetpgrp(&stdin) {
+        if fg == nix::unistd::getpgrp() {
+            let _ = nix::unistd::tcsetpgrp(&stdin, pgid);
+        }
+    }
+}
+
+/// How the main child ended.
+#[derive(Clone, Copy)]
+enum Status {
+    Code(i32),
+    Signal(Signal),
+}
+
+/// Wakes the main loop (it treats SIGCHLD as "look at the state").
+fn wake() {
+    let _ = kill(nix::unistd::getpid(), Signal::SIGCHLD);
+}
+
+/// Reaps every child that has exited; returns the main child's status if it did.
+fn reap(main: Pid) -> anyhow::Result<Option<Status>> {
+    let mut status = None;
+    loop {
+        match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::StillAlive) | Err(Errno::ECHILD) => return Ok(status),
+            Ok(WaitStatus::Exited(pid, code)) if pid == main => {
+                status = Some(Status::Code(code));
+            }
+            Ok(WaitStatus::Signaled(pid, sig, _)) if pid == main => {
+                status = Some(Status::Signal(sig));
+            }
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(err) => return Err(err).context("waiting for children"),
+        }
+    }
+}
+
+fn forward(pgid: Pid, sig: i32) {
+    if let Ok(signal) = Signal::try_from(sig) {
+        if killpg(pgid, signal).is_err() {
+            let _ = kill(pgid, signal);
+        }
+    }
+}
+
+/// Kills what is left of the old group and reaps it, so that nothing of it overlaps
+/// the next child. Bounded: gives up after two seconds.
+fn clear_group(pgid: Pid) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        let _ = killpg(pgid, Signal::SIGKILL);
+        reap(pgid)?;
+        if killpg(pgid, None) == Err(Errno::ESRCH) || Instant::now() > deadline {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// Supervise mode. Returns the child's exit code; re-raises its terminating signal.
+pub(crate) fn supervise(
+    spec: ChildSpec,
+    watch: Option<Watcher>,
+    stop_timeout: Duration,
+) -> anyhow::Result<ExitCode> {
+    let mut signals = Signals::new(FORWARDED.iter().chain(DROPPED).chain(&[SIGCHLD]))
+        .context("installing signal handlers")?;
+    if nix::unistd::getpid().as_raw() != 1 {
+        // Orphaned grandchildren come to us instead of the host's init.
+        let _ = nix::sys::prctl::set_child_subreaper(true);
+    }
+    let mut child = match spawn(&spec) {
+        Ok(pid) => pid,
+        Err(err) => {
+            if let Some(ExecFailed(code)) = err.downcast_ref::<ExecFailed>() {
+                eprintln!("envseal: error: {err:#}");
+                return Ok(ExitCode::from(*code));
+            }
+            return Err(err);
+        }
+    };
+    drop(spec);
+
+    let pending: Arc<Mutex<Option<ChildSpec>>> = Arc::new(Mutex::new(None));
+    if let Some(mut watcher) = watch {
+        let pending = Arc::clone(&pending);
+        std::thread::Builder::new()
+            .name("envseal-watch".into())
+            .spawn(move || loop {
+                std::thread::sleep(watcher.interval());
+                if let Some(next) = watcher.poll() {
+                    *pending.lock().unwrap_or_else(|e| e.into_inner()) = Some(next);
+                    wake();
+                }
+            })
+            .context("starting the watch thread")?;
+    }
+
+    // A restart in progress: the next child and when to stop asking nicely.
+    let mut restart: Option<(ChildSpec, Instant)> = None;
+    let mut shutting_down = false;
+    loop {
+        for sig in signals.wait() {
+            if FORWARDED.contains(&sig) {
+                forward(child, sig);
+                if matches!(sig, SIGTERM | SIGINT | SIGQUIT) {
+                    shutting_down = true;
+                    restart = None;
+                }
+            }
+        }
+        if let Some(status) = reap(child)? {
+            match restart.take() {
+                Some((next, _)) if !shutting_down => {
+                    clear_group(child)?;
+                    child = match spawn(&next) {
+                        Ok(pid) => pid,
+                        Err(err) => {
+                            eprintln!("envseal: error: {err:#}");
+                            return Ok(ExitCode::from(
+                                err.downcast_ref::<ExecFailed>().map_or(2, |e| e.0),
+                            ));
+                        }
+                    };
+                    continue;
+                }
+                _ => return Ok(exit_with(status)),
+            }
+        }
+        let next = pending.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(next) = next {
+            if !shutting_down {
+                match &mut restart {
+                    Some((queued, _)) => *queued = next,
+                    None => {
+                        forward(child, SIGTERM);
+                        let deadline = Instant::now() + stop_timeout;
+                        restart = Some((next, deadline));
+                        std::thread::spawn(move || {
+                            std::thread::sleep(stop_timeout);
+                            wake();
+                        });
+                    }
+                }
+            }
+        }
+        if let Some((_, deadline)) = &restart {
+            if Instant::now() >= *deadline {
+                let _ = killpg(child, Signal::SIGKILL);
+            }
+        }
+    }
+}
+
+/// The launcher's own exit: the child's code, or its signal re-raised. As PID 1 the
+/// kernel ignores the re-raised signal, so the shell convention 128+N follows.
+fn exit_with(status: Status) -> ExitCode {
+    match status {
+        Status::Code(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
+        Status::Signal(sig) => {
+            // As PID 1 a re-raised signal is discarded by the kernel, and signal-hook's
+            // emulation would then fall back on abort(): skip straight to 128+N.
+            if nix::unistd::getpid().as_raw() != 1 {
+                let _ = std::io::Write::flush(&mut std::io::stderr());
+                if sig == Signal::SIGKILL {
+                    let _ = nix::sys::signal::raise(sig);
+                } else {
+                    let _ = signal_hook::low_level::emulate_default_handler(sig as i32);
+                }
+            }
+            ExitCode::from(128u8.saturating_add(sig as u8))
+        }
+    }
+}

@@ -1,0 +1,201 @@
+//! `envseal run` as PID 1 of a fresh PID namespace: signals reach the child, zombies
+//! are reaped, exit codes and signal deaths propagate.
+
+use envseal_e2e::{
+    as_pid1, children_of, create_env, launcher, machine_token, pid_namespace_available, proc_state,
+    send_signal, set_secret, wait_until, Server,
+};
+use std::io::{BufRead as _, BufReader};
+use std::os::unix::process::ExitStatusExt as _;
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::time::{Duration, Instant};
+
+struct Setup {
+    server: Server,
+    token: String,
+}
+
+fn setup() -> Setup {
+    let server = Server::start();
+    create_env(&server, "dify", "prod");
+    set_secret(&server, "dify", "prod", "GREETING", b"hello");
+    let token = machine_token(&server, "dify", "prod");
+    Setup { server, token }
+}
+
+impl Setup {
+    fn run(&self, script: &str) -> Command {
+        let mut cmd = launcher(&self.server, &self.token, "dify", "prod");
+        cmd.args(["--quiet", "--", "sh", "-c", script]);
+        cmd
+    }
+}
+
+/// The launcher as PID 1, its stdout piped; returns the `unshare` child, the
+/// launcher's pid as seen from here, and a reader of the child's stdout.
+fn start_pid1(cmd: &Command) -> (Child, u32, BufReader<ChildStdout>) {
+    let mut child = as_pid1(cmd)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawning unshare");
+    let unshare = child.id();
+    let mut launcher = None;
+    wait_until("the launcher to start", Duration::from_secs(5), || {
+        launcher = children_of(unshare).first().copied();
+        launcher.is_some()
+    });
+    let out = BufReader::new(child.stdout.take().unwrap());
+    (child, launcher.unwrap(), out)
+}
+
+fn expect_line(out: &mut BufReader<ChildStdout>, want: &str) {
+    let mut line = String::new();
+    out.read_line(&mut line)
+        .expect("reading the child's output");
+    assert_eq!(line.trim_end(), want);
+}
+
+fn wait_exit(child: &mut Child, within: Duration) -> std::process::ExitStatus {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("did not exit within {within:?}");
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+#[test]
+fn sigterm_reaches_the_child_and_pid1_exits_within_a_second_with_its_code() {
+    if !pid_namespace_available("sigterm_reaches_the_child") {
+        return;
+    }
+    let s = setup();
+    let script = r#"trap 'echo got-TERM; exit 42' TERM
+test "$$" -ne 1 || exit 99
+echo "ready $GREETING"
+sleep 1000 &
+wait"#;
+    let (mut child, _, mut out) = start_pid1(&s.run(script));
+    expect_line(&mut out, "ready hello");
+    let unshare = child.id();
+    let launcher = children_of(unshare)[0];
+    let sent = Instant::now();
+    send_signal(launcher, "TERM");
+    expect_line(&mut out, "got-TERM");
+    let status = wait_exit(&mut child, Duration::from_secs(1));
+    assert!(
+        sent.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        sent.elapsed()
+    );
+    assert_eq!(status.code(), Some(42));
+}
+
+#[test]
+fn an_orphaned_grandchild_is_reaped_by_pid1() {
+    if !pid_namespace_available("an_orphaned_grandchild_is_reaped") {
+        return;
+    }
+    let s = setup();
+    // The inner shell exits at once, so its background `sleep` is orphaned to PID 1
+    // and exits a moment later.
+    let script = r#"sh -c 'sleep 0.2 &'
+echo ready
+exec sleep 1000"#;
+    let (mut child, launcher, mut out) = start_pid1(&s.run(script));
+    expect_line(&mut out, "ready");
+    let main = {
+        let mut main = None;
+        wait_until("the main child", Duration::from_secs(5), || {
+            main = children_of(launcher).into_iter().find(|&p| {
+                std::fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c == "sleep\n")
+                    && std::fs::read_to_string(format!("/proc/{p}/cmdline"))
+                        .is_ok_and(|c| c.contains("1000"))
+            });
+            main.is_some()
+        });
+        main.unwrap()
+    };
+    // The orphan shows up as PID 1's child, then disappears completely: no zombie.
+    wait_until("the orphan to be reaped", Duration::from_secs(5), || {
+        children_of(launcher) == vec![main]
+    });
+    for pid in children_of(launcher) {
+        assert_ne!(proc_state(pid), Some('Z'), "zombie {pid}");
+    }
+    send_signal(launcher, "TERM");
+    let status = wait_exit(&mut child, Duration::from_secs(1));
+    // The child died of SIGTERM; PID 1 cannot re-raise it, so 128 + 15.
+    assert_eq!(status.code(), Some(143));
+}
+
+#[test]
+fn exit_codes_and_signal_deaths_propagate_as_pid1() {
+    if !pid_namespace_available("exit_codes_and_signal_deaths_propagate_as_pid1") {
+        return;
+    }
+    let s = setup();
+    for (script, want) in [
+        ("exit 0", 0),
+        ("exit 7", 7),
+        ("exit 255", 255),
+        ("kill -KILL $$", 137),
+        ("kill -USR2 $$", 140),
+    ] {
+        let out = as_pid1(&s.run(script)).output().unwrap();
+        assert_eq!(out.status.code(), Some(want), "{script}");
+    }
+    let mut missing = launcher(&s.server, &s.token, "dify", "prod");
+    missing.args(["--quiet", "--", "/nonexistent/command"]);
+    let out = as_pid1(&missing).output().unwrap();
+    assert_eq!(out.status.code(), Some(127));
+}
+
+#[test]
+fn exit_codes_and_signal_deaths_propagate_when_supervising_outside_pid1() {
+    let s = setup();
+    let mut cmd = launcher(&s.server, &s.token, "dify", "prod");
+    cmd.args(["--quiet", "--supervise", "--", "sh", "-c", "exit 9"]);
+    assert_eq!(cmd.output().unwrap().status.code(), Some(9));
+    let mut cmd = launcher(&s.server, &s.token, "dify", "prod");
+    cmd.args(["--quiet", "--supervise", "--", "sh", "-c", "kill -TERM $$"]);
+    let status = cmd.output().unwrap().status;
+    assert_eq!(status.signal(), Some(15), "{status:?}");
+    // Exec mode: the launcher becomes the command.
+    let mut cmd = launcher(&s.server, &s.token, "dify", "prod");
+    cmd.args(["--quiet", "--", "sh", "-c", "kill -TERM $$"]);
+    assert_eq!(cmd.output().unwrap().status.signal(), Some(15));
+    let mut cmd = launcher(&s.server, &s.token, "dify", "prod");
+    cmd.args(["--quiet", "--", "sh", "-c", "exit 3"]);
+    assert_eq!(cmd.output().unwrap().status.code(), Some(3));
+}
+
+#[test]
+fn sigint_sighup_and_sigusr1_are_forwarded() {
+    if !pid_namespace_available("sigint_sighup_and_sigusr1_are_forwarded") {
+        return;
+    }
+    let s = setup();
+    let script = r#"trap 'echo got-HUP' HUP
+trap 'echo got-USR1' USR1
+trap 'echo got-INT; exit 3' INT
+echo ready
+while :; do sleep 1000 & wait $!; done"#;
+    let (mut child, launcher, mut out) = start_pid1(&s.run(script));
+    expect_line(&mut out, "ready");
+    send_signal(launcher, "HUP");
+    expect_line(&mut out, "got-HUP");
+    send_signal(launcher, "USR1");
+    expect_line(&mut out, "got-USR1");
+    send_signal(launcher, "INT");
+    expect_line(&mut out, "got-INT");
+    let status = wait_exit(&mut child, Duration::from_secs(1));
+    assert_eq!(status.code(), Some(3));
+}
