@@ -2,7 +2,8 @@
 //! whole-environment export that the launcher uses.
 
 use super::extract::{Auth, Body};
-use super::{ApiError, AppState, MAX_VALUE_BYTES};
+use super::{event, ApiError, AppState, MAX_VALUE_BYTES};
+use crate::audit::Outcome;
 use crate::auth::Permission;
 use crate::secrets::Write;
 use crate::store::{EnvRow, SecretRow};
@@ -18,6 +19,10 @@ use envseal_core::{validate_env_var_name, validate_slug};
 use serde::Deserialize;
 use std::sync::Arc;
 
+fn target(env: &EnvRow, name: &str) -> String {
+    format!("{}/{}/{name}", env.project_name, env.name)
+}
+
 /// Authorises, then resolves the environment. Scope is checked before any lookup so
 /// that a token learns nothing about environments it cannot reach.
 async fn environment(
@@ -30,6 +35,19 @@ async fn environment(
     validate_slug("project", project)?;
     validate_slug("environment", env)?;
     if !auth.0.allows(project, env, permission) {
+        state
+            .audit
+            .record(
+                event(
+                    &auth.0,
+                    &auth.1,
+                    "access.denied",
+                    format!("{project}/{env}"),
+                )
+                .outcome(Outcome::Denied, "permission")
+                .details(serde_json::json!({ "needed": format!("{permission:?}").to_lowercase() })),
+            )
+            .await?;
         return Err(ApiError::Forbidden);
     }
     state
@@ -81,6 +99,13 @@ pub(super) async fn export(
             .map(|(name, value)| (name, value.to_wire()))
             .collect(),
     };
+    state
+        .audit
+        .record(
+            event(&auth.0, &auth.1, "secret.export", format!("{}/{}", env.project_name, env.name))
+                .details(serde_json::json!({ "revision": revision, "names": body.secrets.keys().collect::<Vec<_>>() })),
+        )
+        .await?;
     tracing::debug!(project = %env.project_name, env = %env.name, by = %auth.0.name, "environment exported");
     Ok(([(header::ETAG, etag(revision))], Json(body)).into_response())
 }
@@ -101,7 +126,7 @@ pub(super) async fn list(
     Path((project, env)): Path<(String, String)>,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<SecretList>, ApiError> {
-    let env = environment(&state, &auth, &project, &env, Permission::Read).await?;
+    let env = environment(&state, &auth, &project, &env, Permission::Metadata).await?;
     let rows = state.store.list_secrets(env.id, q.deleted).await?;
     Ok(Json(SecretList {
         secrets: rows.into_iter().map(meta_wire).collect(),
@@ -126,6 +151,13 @@ pub(super) async fn get(
     validate_env_var_name(&name)?;
     let env = environment(&state, &auth, &project, &env, Permission::Read).await?;
     let (version, value) = state.secrets.get(&env, &name, q.version).await?;
+    state
+        .audit
+        .record(
+            event(&auth.0, &auth.1, "secret.read", target(&env, &name))
+                .details(serde_json::json!({ "version": version })),
+        )
+        .await?;
     tracing::info!(project = %env.project_name, env = %env.name, secret = %name, version, by = %auth.0.name, "secret read");
     Ok(Json(SecretWithValue {
         name,
@@ -169,6 +201,13 @@ pub(super) async fn put(
             },
         )
         .await?;
+    state
+        .audit
+        .record(
+            event(&auth.0, &auth.1, "secret.write", target(&env, &name))
+                .details(serde_json::json!({ "version": version })),
+        )
+        .await?;
     tracing::info!(project = %env.project_name, env = %env.name, secret = %name, version, by = %auth.0.name, "secret written");
     let row = state.secrets.meta(&env, &name).await?;
     Ok(Json(meta_wire(row)))
@@ -185,6 +224,15 @@ pub(super) async fn delete(
     validate_env_var_name(&name)?;
     let env = environment(&state, &auth, &project, &env, Permission::Write).await?;
     state.secrets.delete(&env, &name, crate::now()).await?;
+    state
+        .audit
+        .record(event(
+            &auth.0,
+            &auth.1,
+            "secret.delete",
+            target(&env, &name),
+        ))
+        .await?;
     tracing::info!(project = %env.project_name, env = %env.name, secret = %name, by = %auth.0.name, "secret deleted");
     Ok(StatusCode::NO_CONTENT)
 }
@@ -200,6 +248,15 @@ pub(super) async fn undelete(
     validate_env_var_name(&name)?;
     let env = environment(&state, &auth, &project, &env, Permission::Write).await?;
     state.secrets.undelete(&env, &name).await?;
+    state
+        .audit
+        .record(event(
+            &auth.0,
+            &auth.1,
+            "secret.undelete",
+            target(&env, &name),
+        ))
+        .await?;
     tracing::info!(project = %env.project_name, env = %env.name, secret = %name, by = %auth.0.name, "secret undeleted");
     Ok(Json(meta_wire(state.secrets.meta(&env, &name).await?)))
 }
@@ -213,7 +270,7 @@ pub(super) async fn versions(
     Path((project, env, name)): Path<(String, String, String)>,
 ) -> Result<Json<VersionList>, ApiError> {
     validate_env_var_name(&name)?;
-    let env = environment(&state, &auth, &project, &env, Permission::Read).await?;
+    let env = environment(&state, &auth, &project, &env, Permission::Metadata).await?;
     let (secret, rows) = state.secrets.versions(&env, &name).await?;
     Ok(Json(VersionList {
         versions: rows
@@ -244,6 +301,13 @@ pub(super) async fn rollback(
         .secrets
         .rollback(&env, &name, req.version, &auth.0.name, crate::now())
         .await?;
+    state
+        .audit
+        .record(
+            event(&auth.0, &auth.1, "secret.rollback", target(&env, &name))
+                .details(serde_json::json!({ "from": req.version, "version": version })),
+        )
+        .await?;
     tracing::info!(project = %env.project_name, env = %env.name, secret = %name, from = req.version, version, by = %auth.0.name, "secret rolled back");
     Ok(Json(meta_wire(state.secrets.meta(&env, &name).await?)))
 }
@@ -262,6 +326,13 @@ pub(super) async fn destroy(
     let n = state
         .secrets
         .destroy(&env, &name, &req.versions, crate::now())
+        .await?;
+    state
+        .audit
+        .record(
+            event(&auth.0, &auth.1, "secret.destroy", target(&env, &name))
+                .details(serde_json::json!({ "versions": req.versions, "destroyed": n })),
+        )
         .await?;
     tracing::info!(project = %env.project_name, env = %env.name, secret = %name, versions = ?req.versions, by = %auth.0.name, "secret versions destroyed");
     Ok(Json(serde_json::json!({ "destroyed": n })))
