@@ -92,7 +92,7 @@ pub struct ServerArgs {
     /// argon2id lanes.
     #[arg(long, env = "ENVSEAL_ARGON2_PARALLELISM", default_value_t = 1)]
     pub argon2_parallelism: u32,
-    /// Concurrent password hashes at most (default: the number of CPUs).
+    /// Concurrent password hashes at most (default: half the CPUs, at least 1).
     #[arg(long, env = "ENVSEAL_ARGON2_WORKERS")]
     pub argon2_workers: Option<usize>,
     /// Minimum password length.

@@ -141,7 +141,9 @@ impl Default for AuthConfig {
         AuthConfig {
             limits: LimitConfig::default(),
             hash: HashParams::default(),
-            hash_workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            // Half the cores: a flood of admitted logins can never starve the
+            // secret fetches of CPU.
+            hash_workers: std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1)),
             policy: PasswordPolicy::default(),
             session_ttl: Duration::from_secs(12 * 3600),
             require_admin_mfa: false,
