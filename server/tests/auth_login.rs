@@ -243,8 +243,10 @@ async fn forwarded_for_is_believed_only_from_a_trusted_proxy() {
     );
 
     // Trusted proxy: each forwarded client has its own window, recorded in the audit.
-    let mut c = AuthConfig::default();
-    c.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
+    let c = AuthConfig {
+        trusted_proxies: vec!["127.0.0.1".parse().unwrap()],
+        ..AuthConfig::default()
+    };
     let b2 = common::backends("forwarded_for_trusted").await.remove(0);
     let h = harness(&b2.store, auth_with(c)).await;
     for i in 0..12 {

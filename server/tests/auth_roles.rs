@@ -21,13 +21,16 @@ const WHO: &[&str] = &[
 ];
 
 /// (operation, method, uri, body, principals allowed). Everyone else gets 403.
-fn table() -> Vec<(
+/// (operation, method, uri, body, principals allowed).
+type Row = (
     &'static str,
     &'static str,
     String,
     Option<serde_json::Value>,
     Vec<&'static str>,
-)> {
+);
+
+fn table() -> Vec<Row> {
     let p = "/v1/projects/dify/environments";
     let staff = vec!["admin", "padmin", "operator"];
     let mut t = vec![
@@ -56,7 +59,7 @@ fn table() -> Vec<(
         (
             "create environment",
             "POST",
-            format!("/v1/projects/dify/environments"),
+            "/v1/projects/dify/environments".to_owned(),
             Some(serde_json::json!({"name": "NAME"})),
             vec!["admin", "padmin"],
         ),
