@@ -222,7 +222,9 @@ impl ServerArgs {
             }
         }
         if self.login_window_secs == 0 || self.lockout_secs == 0 || self.session_ttl_secs == 0 {
-            anyhow::bail!("--login-window, --lockout-seconds and --session-ttl must be positive");
+            anyhow::bail!(
+                "--login-window-secs, --lockout-secs and --session-ttl-secs must be positive"
+            );
         }
         if self.password_min_length < 8 {
             anyhow::bail!("--password-min-length must be at least 8");

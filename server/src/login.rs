@@ -387,6 +387,8 @@ impl AuthService {
         store
             .insert_session(&id, &hash_token(&token), &user.id, now, expires_at)
             .await?;
+        // Housekeeping: sessions that expired a day ago are of no use to anyone.
+        store.prune_sessions(now - 86_400).await?;
         audit
             .record(
                 AuditEvent::new(&user.username, "auth.login", &user.username)
