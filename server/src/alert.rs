@@ -40,23 +40,29 @@ impl Alerts {
         }
     }
 
-    /// Sends `event` (kind `kind`, deduplicated by `subject`) in the background.
-    /// Returns whether it was sent (false: a duplicate within the quiet period, or no
-    /// target configured).
+    /// Logs and sends `event` (kind `kind`, deduplicated by `subject`) in the
+    /// background. Returns whether it was sent (false: a duplicate within the quiet
+    /// period, or no target configured).
     pub fn fire(&self, kind: &'static str, subject: &str, mut event: serde_json::Value) -> bool {
-        tracing::warn!(alert = kind, subject, "security alert");
-        if self.config.webhook.is_none() && self.config.command.is_none() {
-            return false;
-        }
         {
             let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
             let now = Instant::now();
-            recent.retain(|_, t| now.duration_since(*t) < self.config.quiet_period);
             let key = format!("{kind}\0{subject}");
-            if recent.contains_key(&key) || recent.len() > 10_000 {
+            let fresh = |t: &Instant| now.duration_since(*t) < self.config.quiet_period;
+            if recent.get(&key).is_some_and(fresh) {
                 return false;
             }
+            if recent.len() >= 1024 {
+                recent.retain(|_, t| fresh(t));
+                if recent.len() >= 10_000 {
+                    return false;
+                }
+            }
             recent.insert(key, now);
+        }
+        tracing::warn!(alert = kind, subject, "security alert");
+        if self.config.webhook.is_none() && self.config.command.is_none() {
+            return false;
         }
         if let Some(obj) = event.as_object_mut() {
             obj.insert("event".into(), kind.into());

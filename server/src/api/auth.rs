@@ -40,10 +40,12 @@ fn cookie(state: &AppState, value: &str, max_age: i64) -> HeaderValue {
 pub(super) async fn login(
     State(state): State<Arc<AppState>>,
     client: Client,
-    Body(req): Body<LoginRequest>,
+    Body(mut req): Body<LoginRequest>,
 ) -> Result<Response, ApiError> {
-    if req.username.len() > 256 || req.password.len() > crate::password::MAX_PASSWORD_LEN {
-        return Err(ApiError::InvalidCredentials);
+    if req.password.len() > crate::password::MAX_PASSWORD_LEN {
+        // No stored password is this long (the policy forbids it): the attempt goes
+        // through the same limits, hashing and audit, and fails like any other.
+        req.password = Zeroizing::new(String::new());
     }
     let session = state
         .auth
@@ -160,6 +162,22 @@ pub(super) async fn change_password(
     Body(req): Body<SetPassword>,
 ) -> Result<StatusCode, ApiError> {
     let user = own_user(&state, &p).await?;
+    // The current password is checked like a login: limited first, failures counted.
+    let account = crate::limiter::account_key(&user.username);
+    match state
+        .auth
+        .limiter
+        .admit(&crate::limiter::ip_key(client.ip), &account)
+        .await
+        .map_err(|e| ApiError::LoginUnavailable(Box::new(e)))?
+    {
+        crate::limiter::Admission::Allowed => {}
+        crate::limiter::Admission::Limited { retry_after, .. } => {
+            return Err(ApiError::TooManyRequests {
+                retry_after_secs: retry_after.as_secs_f64().ceil() as u64,
+            })
+        }
+    }
     let current = req.current.unwrap_or_default();
     let ok = state
         .auth
@@ -168,6 +186,7 @@ pub(super) async fn change_password(
         .await
         .map_err(|e| ApiError::LoginUnavailable(Box::new(e)))?;
     if !ok {
+        let _ = state.auth.limiter.record_failure(&account).await;
         state
             .audit
             .record(
