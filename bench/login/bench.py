@@ -119,6 +119,8 @@ def main():
     ap.add_argument("--seconds", type=float, default=20)
     ap.add_argument("--conns", type=int, default=32, help="flood connections")
     ap.add_argument("--fetch-interval", type=float, default=0.01)
+    ap.add_argument("--server-arg", action="append", default=[],
+                    help="extra envseal-server argument (repeat), e.g. --server-arg=--login-limit-global=1000000")
     ap.add_argument("--bin-dir", default=os.environ.get("CARGO_TARGET_DIR", "target") + "/release")
     args = ap.parse_args()
 
@@ -132,7 +134,7 @@ def main():
     log = open(os.path.join(tmp, "server.log"), "w+")
     server = subprocess.Popen(
         [server_bin, "--listen", "127.0.0.1:0", "--data-dir", os.path.join(tmp, "data"),
-         "--trusted-proxy", "127.0.0.1"], env=env, stdout=subprocess.DEVNULL, stderr=log)
+         "--trusted-proxy", "127.0.0.1", *args.server_arg], env=env, stdout=subprocess.DEVNULL, stderr=log)
     try:
         url = None
         for _ in range(300):
@@ -158,9 +160,10 @@ def main():
                 stdin=os.urandom(24).hex().encode())
         token = cli("tokens", "create", "--name", "bench", "-p", "dify", "-e", "prod").decode().strip()
         cli("users", "create", "admin", "--role", "admin", "--password-stdin",
-            stdin=b"bench-admin-password-1\n")
+            stdin=b"correct-horse-battery-staple-1\n")
 
-        results = {"rate_target": args.rate, "seconds": args.seconds, "cpus": os.cpu_count()}
+        results = {"rate_target": args.rate, "seconds": args.seconds, "cpus": os.cpu_count(),
+                   "server_args": args.server_arg}
         # 1. Baseline.
         q = mp.Queue()
         p = mp.Process(target=fetcher, args=(host, port, token, min(10, args.seconds), args.fetch_interval, q))

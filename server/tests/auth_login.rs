@@ -436,3 +436,66 @@ async fn password_policy_applies_when_a_password_is_set() {
     assert!(u.password_hash.starts_with("$argon2id$"));
     assert!(!u.password_hash.contains(PW));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lockouts_and_brute_force_raise_alerts_by_command_and_webhook() {
+    use std::io::{Read as _, Write as _};
+    let b = common::backends("lockouts_and_brute_force_raise_alerts").await.remove(0);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("alerts.jsonl");
+    // A one-shot webhook receiver.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let hook = format!("http://{}/hook", listener.local_addr().unwrap());
+    let received = std::thread::spawn(move || {
+        let mut bodies = Vec::new();
+        listener.set_nonblocking(false).unwrap();
+        for _ in 0..2 {
+            let (mut s, _) = listener.accept().unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let mut buf = vec![0u8; 8192];
+            let mut got = Vec::new();
+            while !String::from_utf8_lossy(&got).contains('}') {
+                let n = s.read(&mut buf).unwrap_or(0);
+                if n == 0 {
+                    break;
+                }
+                got.extend_from_slice(&buf[..n]);
+            }
+            s.write_all(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n").unwrap();
+            bodies.push(String::from_utf8_lossy(&got).into_owned());
+        }
+        bodies
+    });
+    let mut c = relaxed();
+    c.alerts.command = Some(format!("cat >> '{}'", file.display()));
+    c.alerts.webhook = Some(hook);
+    c.alert_failures = 8;
+    let h = harness(&b.store, auth_with(c)).await;
+    h.create_user("alice", PW, &[]).await;
+    for _ in 0..5 {
+        h.login("alice", "wrong-password-1", None, &fresh_ip()).await;
+    }
+    for i in 0..3 {
+        h.login(&format!("x{i}"), "wrong-password-1", None, &fresh_ip()).await;
+    }
+    let bodies = tokio::task::spawn_blocking(move || received.join().unwrap())
+        .await
+        .unwrap();
+    assert!(bodies.iter().any(|b| b.contains("\"account_locked\"") && b.contains("\"alice\"")), "{bodies:?}");
+    assert!(bodies.iter().any(|b| b.contains("\"brute_force\"") && b.contains("failure_rate")), "{bodies:?}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = std::fs::read_to_string(&file).unwrap_or_default();
+        if text.contains("account_locked") && text.contains("brute_force") {
+            assert!(!text.contains("wrong-password"), "a password reached an alert");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "alert command output: {text:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The same lockout does not alert twice within the quiet period.
+    h.login("alice", "wrong-password-1", None, &fresh_ip()).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert_eq!(text.matches("account_locked").count(), 1, "{text}");
+}
