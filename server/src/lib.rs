@@ -74,7 +74,15 @@ pub async fn prepare(args: &ServerArgs) -> anyhow::Result<Arc<api::AppState>> {
         Some(url) => limiter::Limiter::redis(auth_config.limits, url, &args.redis_prefix)
             .await
             .context("connecting to Redis (ENVSEAL_REDIS_URL)")?,
-        None => limiter::Limiter::memory(auth_config.limits),
+        None => {
+            if resolved.database_url.starts_with("postgres") {
+                tracing::warn!(
+                    "login rate limits and lockouts are kept per process; set ENVSEAL_REDIS_URL \
+                     so that every replica enforces the same ones"
+                );
+            }
+            limiter::Limiter::memory(auth_config.limits)
+        }
     };
     tracing::info!(
         backend = limiter.backend_name(),

@@ -164,6 +164,19 @@ impl Limiter {
         }
     }
 
+    /// Whether the state store answers (always true in memory).
+    pub async fn ping(&self) -> bool {
+        match &self.backend {
+            LimiterBackend::Memory(_) => true,
+            LimiterBackend::Redis { conn, .. } => {
+                let mut conn = conn.clone();
+                redis_call::<String>(redis::cmd("PING").query_async(&mut conn))
+                    .await
+                    .is_ok()
+            }
+        }
+    }
+
     /// Checks the three windows and, only if none is full, counts the attempt in all
     /// three, atomically.
     pub async fn admit(&self, ip: &str, account: &str) -> Result<Admission, LimiterError> {

@@ -430,6 +430,21 @@ async fn password_policy_applies_when_a_password_is_set() {
             "127.0.0.1", &[])
         .await;
     assert_eq!(r.json["code"], "invalid_role");
+    // The people endpoints are in the OpenAPI document.
+    let doc = h
+        .call("GET", "/v1/openapi.json", None, None, "127.0.0.1", &[])
+        .await;
+    for path in [
+        "/v1/auth/login",
+        "/v1/auth/logout",
+        "/v1/auth/mfa/enroll",
+        "/v1/users",
+        "/v1/users/{name}/unlock",
+        "/v1/audit",
+        "/v1/audit/verify",
+    ] {
+        assert!(doc.json["paths"].get(path).is_some(), "missing {path}");
+    }
     // The stored hash is argon2id.
     h.create_user("carol", PW, &[]).await;
     let u = h.state.store.user_by_name("carol").await.unwrap().unwrap();
@@ -440,7 +455,9 @@ async fn password_policy_applies_when_a_password_is_set() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lockouts_and_brute_force_raise_alerts_by_command_and_webhook() {
     use std::io::{Read as _, Write as _};
-    let b = common::backends("lockouts_and_brute_force_raise_alerts").await.remove(0);
+    let b = common::backends("lockouts_and_brute_force_raise_alerts")
+        .await
+        .remove(0);
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("alerts.jsonl");
     // A one-shot webhook receiver.
@@ -461,7 +478,8 @@ async fn lockouts_and_brute_force_raise_alerts_by_command_and_webhook() {
                 }
                 got.extend_from_slice(&buf[..n]);
             }
-            s.write_all(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n").unwrap();
+            s.write_all(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n")
+                .unwrap();
             bodies.push(String::from_utf8_lossy(&got).into_owned());
         }
         bodies
@@ -473,28 +491,47 @@ async fn lockouts_and_brute_force_raise_alerts_by_command_and_webhook() {
     let h = harness(&b.store, auth_with(c)).await;
     h.create_user("alice", PW, &[]).await;
     for _ in 0..5 {
-        h.login("alice", "wrong-password-1", None, &fresh_ip()).await;
+        h.login("alice", "wrong-password-1", None, &fresh_ip())
+            .await;
     }
     for i in 0..3 {
-        h.login(&format!("x{i}"), "wrong-password-1", None, &fresh_ip()).await;
+        h.login(&format!("x{i}"), "wrong-password-1", None, &fresh_ip())
+            .await;
     }
     let bodies = tokio::task::spawn_blocking(move || received.join().unwrap())
         .await
         .unwrap();
-    assert!(bodies.iter().any(|b| b.contains("\"account_locked\"") && b.contains("\"alice\"")), "{bodies:?}");
-    assert!(bodies.iter().any(|b| b.contains("\"brute_force\"") && b.contains("failure_rate")), "{bodies:?}");
+    assert!(
+        bodies
+            .iter()
+            .any(|b| b.contains("\"account_locked\"") && b.contains("\"alice\"")),
+        "{bodies:?}"
+    );
+    assert!(
+        bodies
+            .iter()
+            .any(|b| b.contains("\"brute_force\"") && b.contains("failure_rate")),
+        "{bodies:?}"
+    );
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
         let text = std::fs::read_to_string(&file).unwrap_or_default();
         if text.contains("account_locked") && text.contains("brute_force") {
-            assert!(!text.contains("wrong-password"), "a password reached an alert");
+            assert!(
+                !text.contains("wrong-password"),
+                "a password reached an alert"
+            );
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "alert command output: {text:?}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "alert command output: {text:?}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // The same lockout does not alert twice within the quiet period.
-    h.login("alice", "wrong-password-1", None, &fresh_ip()).await;
+    h.login("alice", "wrong-password-1", None, &fresh_ip())
+        .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let text = std::fs::read_to_string(&file).unwrap();
     assert_eq!(text.matches("account_locked").count(), 1, "{text}");

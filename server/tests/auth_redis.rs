@@ -257,6 +257,11 @@ async fn redis_outage_fails_logins_closed_and_fetches_go_on() {
         )
         .await;
     assert_eq!(r.status, 200);
+    // Readiness reports it without taking the server out of rotation.
+    let r = h.call("GET", "/readyz", None, None, "127.0.0.1", &[]).await;
+    assert_eq!(r.status, 200, "{}", r.json);
+    assert_eq!(r.json["login_state"], "unavailable");
+    assert_eq!(r.json["login_state_backend"], "redis");
     // The refusals are in the audit log.
     assert!(h
         .audit_rows()

@@ -185,12 +185,17 @@ async fn readyz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
         StatusCode::SERVICE_UNAVAILABLE
     };
     let word = |ok: bool| if ok { "ok" } else { "unavailable" };
+    // Login state is reported but does not make the server unready: without it only
+    // logins fail (closed); secret fetches go on.
+    let login_state = state.auth.limiter.ping().await;
     (
         status,
         Json(serde_json::json!({
             "database": word(db),
             "keys": word(keys),
             "key_provider": state.secrets.keys().name(),
+            "login_state": word(login_state),
+            "login_state_backend": state.auth.limiter.backend_name(),
         })),
     )
 }

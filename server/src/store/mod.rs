@@ -1,5 +1,5 @@
 //! Persistence: projects, environments, secret versions (as ciphertext), tokens,
-//! users and sessions ([`users`]), the audit chain ([`audit`]) and server metadata, in SQLite or PostgreSQL through one code path.
+//! users and sessions, the audit chain and server metadata, in SQLite or PostgreSQL through one code path.
 //!
 //! The store knows nothing about keys, plaintext or HTTP: it moves opaque ciphertext
 //! and wrapped keys in and out of rows, keeps the invariants that SQL can keep (unique
