@@ -327,7 +327,26 @@ async fn sessions_bearer_cookie_logout_and_expiry() {
                 None,
                 None,
                 "127.0.0.1",
-                &[("cookie", &pair)],
+                &[
+                    ("cookie", &pair),
+                    ("origin", "https://evil.example"),
+                    ("host", "envseal.internal:8420"),
+                ],
+            )
+            .await;
+        assert_eq!(r.status, 403, "a cross-site page used the cookie");
+        let r = h
+            .call(
+                "POST",
+                "/v1/auth/logout",
+                None,
+                None,
+                "127.0.0.1",
+                &[
+                    ("cookie", &pair),
+                    ("origin", "https://envseal.internal:8420"),
+                    ("host", "envseal.internal:8420"),
+                ],
             )
             .await;
         assert_eq!(r.status, 204);

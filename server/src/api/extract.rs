@@ -114,7 +114,13 @@ impl FromRequestParts<Arc<AppState>> for AnyAuth {
             .transpose()?;
         let token = match bearer {
             Some(t) => t.to_owned(),
-            None => session_cookie(parts).ok_or(ApiError::Unauthorized(MISSING))?,
+            None => {
+                let cookie = session_cookie(parts).ok_or(ApiError::Unauthorized(MISSING))?;
+                if !same_origin_or_safe(parts) {
+                    return Err(ApiError::Forbidden);
+                }
+                cookie
+            }
         };
         if token.starts_with(SESSION_PREFIX) {
             return match state.auth.authenticate_session(&state.store, &token).await {
@@ -139,6 +145,33 @@ impl FromRequestParts<Arc<AppState>> for AnyAuth {
             Err(TokenRejection::Expired) => Err(ApiError::Unauthorized("token expired")),
         }
     }
+}
+
+/// Cross-site request defence for cookie sessions (on top of `SameSite=Strict`): a
+/// state-changing request that carries an `Origin` must come from the server's own
+/// origin. Requests without `Origin` are not from a browser page's script or form.
+fn same_origin_or_safe(parts: &Parts) -> bool {
+    use axum::http::Method;
+    if matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS) {
+        return true;
+    }
+    let Some(origin) = parts
+        .headers
+        .get(header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return true;
+    };
+    let host = parts
+        .headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let origin_host = origin
+        .split_once("://")
+        .map_or("", |(_, h)| h)
+        .trim_end_matches('/');
+    !host.is_empty() && origin_host.eq_ignore_ascii_case(host)
 }
 
 /// The session token from the `Cookie` header, if any.
