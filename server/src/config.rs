@@ -311,6 +311,26 @@ mod tests {
     }
 
     #[test]
+    fn login_settings_parse_and_are_checked() {
+        let a = args(&[
+            "--trusted-proxy",
+            "127.0.0.1,10.0.0.0/8",
+            "--login-limit-ip",
+            "20",
+        ]);
+        let c = a.auth_config().unwrap();
+        assert_eq!(c.trusted_proxies.len(), 2);
+        assert_eq!(c.limits.per_ip, 20);
+        assert_eq!(c.limits.per_account, 5);
+        assert_eq!(c.limits.global, 100);
+        assert_eq!(c.limits.lockout_threshold, 5);
+        assert_eq!(c.limits.lockout.as_secs(), 900);
+        assert!(ServerArgs::try_parse_from(["envseal-server", "--trusted-proxy", "nope"]).is_err());
+        assert!(args(&["--login-limit-global", "0"]).resolve().is_err());
+        assert!(args(&["--alert-webhook", "ftp://x"]).resolve().is_err());
+    }
+
+    #[test]
     fn database_password_never_displayed() {
         assert_eq!(
             redact_url("postgres://envseal:hunter2@db:5432/envseal"),

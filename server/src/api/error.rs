@@ -23,7 +23,7 @@ pub enum ApiError {
     #[error("{0}")]
     Unauthorized(&'static str),
     /// Authenticated but not allowed (403).
-    #[error("this token is not allowed to do that")]
+    #[error("these credentials are not allowed to do that")]
     Forbidden,
     /// Login refused: unknown user, wrong password, locked or disabled account, wrong
     /// code (401). One answer for all of them.
