@@ -5,12 +5,15 @@
 //! explicit reveals (`secrets get --reveal`, `export`, `tokens create`).
 
 pub mod client;
+pub mod cmd_audit;
 pub mod cmd_export;
+pub mod cmd_login;
 pub mod cmd_projects;
 pub mod cmd_run;
 pub mod cmd_scan;
 pub mod cmd_secrets;
 pub mod cmd_tokens;
+pub mod cmd_users;
 pub mod fallback;
 pub mod global;
 pub mod profile_dify;

@@ -2,6 +2,7 @@
 //! subcommand; exit codes are decided here.
 
 use clap::{Parser, Subcommand};
+use envseal::{cmd_audit, cmd_login, cmd_users};
 use envseal::{cmd_export, cmd_projects, cmd_run, cmd_scan, cmd_secrets, cmd_tokens, global};
 use std::process::ExitCode;
 
@@ -32,6 +33,23 @@ enum Command {
     Run(cmd_run::RunArgs),
     /// Scan a Git history, directory or staged changes for leaked secrets.
     Scan(cmd_scan::ScanArgs),
+    /// Sign in as a user; prints a session token.
+    Login(cmd_login::LoginArgs),
+    /// End the current user session.
+    Logout,
+    /// Show who the token or session belongs to.
+    Whoami,
+    /// Change your password (current, then new, one per line on stdin).
+    Passwd,
+    /// Enrol or remove TOTP for your account.
+    #[command(subcommand)]
+    Mfa(cmd_login::MfaCmd),
+    /// Manage users and their roles.
+    #[command(subcommand)]
+    Users(cmd_users::UsersCmd),
+    /// Verify and read the audit log.
+    #[command(subcommand)]
+    Audit(cmd_audit::AuditCmd),
 }
 
 fn main() -> ExitCode {
@@ -43,6 +61,13 @@ fn main() -> ExitCode {
         Command::Export(args) => cmd_export::run(&cli.global, args),
         Command::Run(args) => cmd_run::run(&cli.global, args),
         Command::Scan(args) => cmd_scan::run(&cli.global, args),
+        Command::Login(args) => cmd_login::login(&cli.global, args),
+        Command::Logout => cmd_login::logout(&cli.global),
+        Command::Whoami => cmd_login::whoami(&cli.global),
+        Command::Passwd => cmd_login::passwd(&cli.global),
+        Command::Mfa(cmd) => cmd_login::mfa(&cli.global, cmd),
+        Command::Users(cmd) => cmd_users::run(&cli.global, cmd),
+        Command::Audit(cmd) => cmd_audit::run(&cli.global, cmd),
     };
     match result {
         Ok(code) => code,

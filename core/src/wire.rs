@@ -319,3 +319,275 @@ pub struct TokenList {
     /// Newest first.
     pub tokens: Vec<TokenInfo>,
 }
+
+// ---- people: login, sessions, users, MFA, audit ---------------------------------------
+
+/// `POST /v1/auth/login`.
+#[derive(Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    /// Login name.
+    pub username: String,
+    /// Password.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub password: zeroize::Zeroizing<String>,
+    /// TOTP code (6 digits) or a recovery code, for accounts with MFA.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub totp: Option<zeroize::Zeroizing<String>>,
+    /// `true`: answer with an HttpOnly session cookie and leave the token out of the
+    /// body (browsers). Default: the token in the body (CLI, bearer).
+    #[serde(default)]
+    pub cookie: bool,
+}
+
+impl std::fmt::Debug for LoginRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoginRequest")
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The answer to a successful login.
+#[derive(Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct LoginResponse {
+    /// The session bearer token (absent when a cookie was asked for).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    /// Session id (not secret).
+    pub session_id: String,
+    /// Who signed in.
+    pub username: String,
+    /// Expiry, Unix seconds.
+    pub expires_at: i64,
+    /// True when the session may only enrol TOTP until that is done (admins, with
+    /// MFA made mandatory).
+    pub mfa_enrolment_required: bool,
+}
+
+impl std::fmt::Debug for LoginResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoginResponse")
+            .field("session_id", &self.session_id)
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A role in one project, or in every project (`"*"`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct RoleGrant {
+    /// Project slug or `*`.
+    pub project: String,
+    /// `admin`, `operator`, `developer` or `viewer`.
+    pub role: String,
+}
+
+/// `POST /v1/users`.
+#[derive(Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct CreateUser {
+    /// Login name, lower case.
+    pub username: String,
+    /// Initial password (checked against the password policy).
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub password: zeroize::Zeroizing<String>,
+    /// Role bindings.
+    pub roles: Vec<RoleGrant>,
+}
+
+impl std::fmt::Debug for CreateUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreateUser")
+            .field("username", &self.username)
+            .field("roles", &self.roles)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A user's public description.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct UserInfo {
+    /// Id.
+    pub id: String,
+    /// Login name.
+    pub username: String,
+    /// Role bindings.
+    pub roles: Vec<RoleGrant>,
+    /// TOTP enrolled.
+    pub mfa: bool,
+    /// Creation time.
+    pub created_at: i64,
+    /// Whether the account is locked out now.
+    #[serde(default)]
+    pub locked: bool,
+}
+
+/// `GET /v1/users`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct UserList {
+    /// By name.
+    pub users: Vec<UserInfo>,
+}
+
+/// `PUT /v1/users/{name}/roles`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct SetRoles {
+    /// The new bindings (replacing the old ones).
+    pub roles: Vec<RoleGrant>,
+}
+
+/// `PUT /v1/users/{name}/password` (admin) and `PUT /v1/auth/password` (self, with
+/// `current`).
+#[derive(Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct SetPassword {
+    /// The current password (required when changing one's own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub current: Option<zeroize::Zeroizing<String>>,
+    /// The new password.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub password: zeroize::Zeroizing<String>,
+}
+
+impl std::fmt::Debug for SetPassword {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SetPassword").finish_non_exhaustive()
+    }
+}
+
+/// `GET /v1/auth/me`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct WhoAmI {
+    /// User or token name.
+    pub name: String,
+    /// `user`, `token` or `admin-token`.
+    pub kind: String,
+    /// Role bindings (users).
+    pub roles: Vec<RoleGrant>,
+    /// Only TOTP enrolment is allowed until it is done.
+    pub mfa_enrolment_required: bool,
+}
+
+/// The answer to `POST /v1/auth/mfa/enroll`: a pending TOTP secret, shown once.
+#[derive(Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct MfaEnrolment {
+    /// Base32 secret for manual entry.
+    pub secret: String,
+    /// `otpauth://` URI for a QR code.
+    pub otpauth_uri: String,
+}
+
+impl std::fmt::Debug for MfaEnrolment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MfaEnrolment").finish_non_exhaustive()
+    }
+}
+
+/// `POST /v1/auth/mfa/confirm` and `POST /v1/auth/mfa/disable`.
+#[derive(Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct MfaCode {
+    /// A current TOTP code.
+    pub code: String,
+}
+
+impl std::fmt::Debug for MfaCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MfaCode").finish_non_exhaustive()
+    }
+}
+
+/// The answer to a confirmed enrolment: one-time recovery codes, shown once.
+#[derive(Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct RecoveryCodes {
+    /// Each works once in place of a TOTP code.
+    pub recovery_codes: Vec<String>,
+}
+
+impl std::fmt::Debug for RecoveryCodes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecoveryCodes").finish_non_exhaustive()
+    }
+}
+
+/// One audit log entry (one JSON line of `envseal audit export`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct AuditEntry {
+    /// Position in the chain, from 1.
+    pub seq: i64,
+    /// Unix milliseconds.
+    pub ts: i64,
+    /// Who acted (or the name given at a login attempt).
+    pub actor: String,
+    /// What, e.g. `auth.login`, `secret.read`.
+    pub action: String,
+    /// On what.
+    pub target: String,
+    /// `success`, `failure` or `denied`.
+    pub result: String,
+    /// Why, for failures and denials.
+    pub reason: String,
+    /// Client address.
+    pub ip: String,
+    /// Client user agent.
+    pub user_agent: String,
+    /// Extra fields as a JSON object text (names, versions, ids; never values).
+    pub details: String,
+    /// The previous entry's hash.
+    pub prev_hash: String,
+    /// SHA-256 of this entry's canonical encoding, hex.
+    pub hash: String,
+}
+
+/// `GET /v1/audit`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct AuditPage {
+    /// In chain order.
+    pub entries: Vec<AuditEntry>,
+}
+
+/// The first entry that does not verify.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct AuditBrokenLink {
+    /// Its sequence number.
+    pub seq: i64,
+    /// What is wrong.
+    pub reason: String,
+}
+
+/// `GET /v1/audit/verify`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct AuditVerification {
+    /// True when every link holds.
+    pub ok: bool,
+    /// Entries checked.
+    pub entries: i64,
+    /// Last checked entry's sequence number.
+    pub head_seq: i64,
+    /// Last checked entry's hash (record it elsewhere to detect truncation later).
+    pub head_hash: String,
+    /// The first broken link.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_broken: Option<AuditBrokenLink>,
+}

@@ -130,10 +130,13 @@ struct Collector<'a> {
 impl Collector<'_> {
     fn blob(&self, id: ObjectId, data: &[u8]) {
         if data.len() as u64 > self.max {
-            self.notices.lock().expect("no poisoning").push(Notice::TooLarge {
-                what: format!("blob {id}"),
-                size: data.len() as u64,
-            });
+            self.notices
+                .lock()
+                .expect("no poisoning")
+                .push(Notice::TooLarge {
+                    what: format!("blob {id}"),
+                    size: data.len() as u64,
+                });
             return;
         }
         self.blobs.fetch_add(1, Ordering::Relaxed);
@@ -185,10 +188,14 @@ fn scan_all_objects(
                 total += u64::from(b.index.num_objects());
                 bundles.push(b);
             }
-            Err(e) => collector.notices.lock().expect("no poisoning").push(Notice::Unreadable {
-                what: format!("pack {}", idx.display()),
-                source: Box::new(e),
-            }),
+            Err(e) => collector
+                .notices
+                .lock()
+                .expect("no poisoning")
+                .push(Notice::Unreadable {
+                    what: format!("pack {}", idx.display()),
+                    source: Box::new(e),
+                }),
         }
     }
     progress.start(total);
@@ -226,10 +233,13 @@ fn scan_all_objects(
         );
         if let Err(e) = outcome {
             // A damaged pack: say so, then read what can be read object by object.
-            c.notices.lock().expect("no poisoning").push(Notice::Unreadable {
-                what: format!("pack {}", bundle.pack.path().display()),
-                source: Box::new(e),
-            });
+            c.notices
+                .lock()
+                .expect("no poisoning")
+                .push(Notice::Unreadable {
+                    what: format!("pack {}", bundle.pack.path().display()),
+                    source: Box::new(e),
+                });
             let ids: Vec<ObjectId> = bundle.index.iter().map(|e| e.oid).collect();
             read_each(repo, &ids, c);
         }
@@ -295,10 +305,14 @@ fn read_each(repo: &gix::Repository, ids: &[ObjectId], c: &Collector<'_>) {
                 }
             }
             Ok(None) => {}
-            Err(e) => c.notices.lock().expect("no poisoning").push(Notice::Unreadable {
-                what: format!("object {id}"),
-                source: e,
-            }),
+            Err(e) => c
+                .notices
+                .lock()
+                .expect("no poisoning")
+                .push(Notice::Unreadable {
+                    what: format!("object {id}"),
+                    source: e,
+                }),
         },
     );
 }
@@ -319,7 +333,9 @@ fn commits(repo: &gix::Repository, hidden: &[ObjectId]) -> Result<Vec<CommitMeta
     }
     let walk = git!(
         "walking commits",
-        repo.rev_walk(tips).with_hidden(hidden.iter().copied()).all()
+        repo.rev_walk(tips)
+            .with_hidden(hidden.iter().copied())
+            .all()
     )?;
     let mut out = Vec::new();
     for info in walk {
@@ -411,7 +427,10 @@ fn attribute(
                 } else if targets.contains(&e.id) {
                     let path = String::from_utf8_lossy(&join(&prefix, &e.name)).into_owned();
                     let locs = found.entry(e.id).or_default();
-                    if !locs.iter().any(|l| l.path.as_deref() == Some(path.as_str())) {
+                    if !locs
+                        .iter()
+                        .any(|l| l.path.as_deref() == Some(path.as_str()))
+                    {
                         locs.push(SourceLocation {
                             path: Some(path),
                             commit: Some(info.clone()),
@@ -487,7 +506,10 @@ fn scan_range(
                 order.push(blob);
                 Vec::new()
             });
-            if !locs.iter().any(|l| l.path.as_deref() == Some(path.as_str())) {
+            if !locs
+                .iter()
+                .any(|l| l.path.as_deref() == Some(path.as_str()))
+            {
                 locs.push(SourceLocation {
                     path: Some(path),
                     commit: Some(CommitInfo {
@@ -569,18 +591,24 @@ pub fn scan_staged(
                     Ok(Some(d)) => d.data,
                     Ok(None) => return None,
                     Err(e) => {
-                        notices.lock().expect("no poisoning").push(Notice::Unreadable {
-                            what: format!("staged {path}"),
-                            source: e,
-                        });
+                        notices
+                            .lock()
+                            .expect("no poisoning")
+                            .push(Notice::Unreadable {
+                                what: format!("staged {path}"),
+                                source: e,
+                            });
                         return None;
                     }
                 };
                 if data.len() as u64 > opts.max_blob_size {
-                    notices.lock().expect("no poisoning").push(Notice::TooLarge {
-                        what: format!("staged {path}"),
-                        size: data.len() as u64,
-                    });
+                    notices
+                        .lock()
+                        .expect("no poisoning")
+                        .push(Notice::TooLarge {
+                            what: format!("staged {path}"),
+                            size: data.len() as u64,
+                        });
                     return None;
                 }
                 blobs.fetch_add(1, Ordering::Relaxed);

@@ -1,4 +1,9 @@
-//! Machine tokens and what a caller may do.
+//! Machine tokens, user roles and what a caller may do.
+//!
+//! A caller is a [`Principal`]: a machine token (admin, or scoped to one project's
+//! environments with read or write access) or a user session whose reach comes from
+//! role bindings ([`Role`] per project or for every project). Every endpoint asks the
+//! principal, never the kind of credential.
 //!
 //! A token is `est_` followed by 43 base64url characters (256 random bits). The server
 //! stores only its SHA-256 (a fast hash is right for a high-entropy token) and compares
@@ -40,6 +45,8 @@ pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
 /// What a request may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Permission {
+    /// List names and metadata (versions, times), never values.
+    Metadata,
     /// Read values and metadata.
     Read,
     /// Also write, delete, roll back.
@@ -57,6 +64,76 @@ pub struct Principal {
     pub scope: Scope,
 }
 
+/// A user's role in a project (or in every project).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Role {
+    /// Names and metadata only, no values.
+    Viewer,
+    /// Values: read and write outside `prod*` environments, metadata in them.
+    Developer,
+    /// Read and write every environment, rotate, create read/write machine tokens.
+    Operator,
+    /// Everything in the project; on `*`, everything on the server (users, audit,
+    /// projects, unlock).
+    Admin,
+}
+
+impl Role {
+    /// Every role, weakest first.
+    pub const ALL: [Role; 4] = [Role::Viewer, Role::Developer, Role::Operator, Role::Admin];
+
+    /// The stored and wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Viewer => "viewer",
+            Role::Developer => "developer",
+            Role::Operator => "operator",
+            Role::Admin => "admin",
+        }
+    }
+
+    /// Parses a stored or wire name.
+    pub fn parse(s: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+
+    /// What this role may do in environment `env`.
+    pub fn permission_in(self, env: &str) -> Permission {
+        match self {
+            Role::Admin | Role::Operator => Permission::Write,
+            Role::Developer if is_production(env) => Permission::Metadata,
+            Role::Developer => Permission::Write,
+            Role::Viewer => Permission::Metadata,
+        }
+    }
+}
+
+/// Environments named `prod…` hold production values: developers see their names only.
+pub fn is_production(env: &str) -> bool {
+    env.starts_with("prod")
+}
+
+/// A role for one project slug, or for every project (`*`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoleBinding {
+    /// Project slug, or `*`.
+    pub project: String,
+    /// The role.
+    pub role: Role,
+}
+
+/// A signed-in user.
+#[derive(Debug, Clone)]
+pub struct UserScope {
+    /// User id.
+    pub user_id: String,
+    /// Role bindings, read on every request.
+    pub roles: Vec<RoleBinding>,
+    /// True while MFA enrolment is mandatory and not done: only enrolment, `me` and
+    /// logout are allowed.
+    pub mfa_enrolment_required: bool,
+}
+
 /// A principal's reach.
 #[derive(Debug, Clone)]
 pub enum Scope {
@@ -71,6 +148,8 @@ pub enum Scope {
         /// Read or write.
         permission: Permission,
     },
+    /// A user session: reach from role bindings.
+    User(UserScope),
 }
 
 /// Why a token was not accepted. Callers answer all of these with the same 401 except
@@ -113,9 +192,52 @@ impl Principal {
         })
     }
 
-    /// Whether this principal is an administrator.
+    /// A signed-in user's principal.
+    pub fn user(session_id: String, username: String, scope: UserScope) -> Self {
+        Principal {
+            token_id: session_id,
+            name: username,
+            scope: Scope::User(scope),
+        }
+    }
+
+    /// The strongest role a user holds in `project` (bindings for `*` count).
+    pub fn role_in(&self, project: &str) -> Option<Role> {
+        match &self.scope {
+            Scope::User(u) => u
+                .roles
+                .iter()
+                .filter(|b| b.project == "*" || b.project == project)
+                .map(|b| b.role)
+                .max(),
+            _ => None,
+        }
+    }
+
+    /// Whether this principal administers the whole server (admin token, or a user
+    /// who is admin on `*`).
     pub fn is_admin(&self) -> bool {
-        matches!(self.scope, Scope::Admin)
+        match &self.scope {
+            Scope::Admin => true,
+            Scope::Project { .. } => false,
+            Scope::User(u) => u
+                .roles
+                .iter()
+                .any(|b| b.project == "*" && b.role == Role::Admin),
+        }
+    }
+
+    /// Whether this is a user session (as opposed to a machine token).
+    pub fn is_user(&self) -> bool {
+        matches!(self.scope, Scope::User(_))
+    }
+
+    /// The user id of a session.
+    pub fn user_id(&self) -> Option<&str> {
+        match &self.scope {
+            Scope::User(u) => Some(&u.user_id),
+            _ => None,
+        }
     }
 
     /// Whether it may see the project at all.
@@ -123,7 +245,20 @@ impl Principal {
         match &self.scope {
             Scope::Admin => true,
             Scope::Project { project: p, .. } => p == project,
+            Scope::User(_) => self.role_in(project).is_some(),
         }
+    }
+
+    /// Whether it may administer one project: create environments, manage its machine
+    /// tokens of any access.
+    pub fn can_manage_project(&self, project: &str) -> bool {
+        self.is_admin() || self.role_in(project) == Some(Role::Admin)
+    }
+
+    /// Whether it may create, list and revoke `project`'s machine tokens (operators:
+    /// read and write tokens of their project).
+    pub fn can_manage_tokens(&self, project: &str) -> bool {
+        self.is_admin() || self.role_in(project) >= Some(Role::Operator)
     }
 
     /// Whether it may use `permission` in `project`/`env`.
@@ -141,6 +276,9 @@ impl Principal {
                         .as_ref()
                         .is_none_or(|envs| envs.iter().any(|e| e == env))
             }
+            Scope::User(_) => self
+                .role_in(project)
+                .is_some_and(|r| r.permission_in(env) >= permission),
         }
     }
 }

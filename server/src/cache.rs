@@ -33,6 +33,8 @@ pub struct CachedExport {
     pub env: EnvRow,
     /// The revision the body was built at.
     pub revision: i64,
+    /// The secret names in the body (for the audit record; names are not secret).
+    pub names: Vec<String>,
     /// The JSON body.
     pub body: Zeroizing<Vec<u8>>,
 }

@@ -5,6 +5,7 @@
 //! never from flags, so that they cannot appear on a command line.
 
 use crate::crypto::MasterKeySource;
+use crate::login::{AuthConfig, ProxyNet};
 use clap::Parser;
 use secrecy::SecretString;
 use std::net::SocketAddr;
@@ -55,6 +56,69 @@ pub struct ServerArgs {
     /// Log filter (tracing `EnvFilter` syntax).
     #[arg(long, env = "ENVSEAL_LOG", default_value = "info")]
     pub log: String,
+    /// Redis URL: login rate limits and lockouts shared by every replica. Without it
+    /// they are kept in this process only.
+    #[arg(long, env = "ENVSEAL_REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<String>,
+    /// Prefix of every Redis key this server uses.
+    #[arg(long, env = "ENVSEAL_REDIS_PREFIX", default_value = "envseal")]
+    pub redis_prefix: String,
+    /// Reverse proxy whose X-Forwarded-For is believed (address or CIDR; repeat or
+    /// comma-separate). Without it the socket peer is the client.
+    #[arg(
+        long = "trusted-proxy",
+        env = "ENVSEAL_TRUSTED_PROXIES",
+        value_delimiter = ','
+    )]
+    pub trusted_proxies: Vec<ProxyNet>,
+    /// Login attempts per client address per window.
+    #[arg(long, env = "ENVSEAL_LOGIN_LIMIT_IP", default_value_t = 10)]
+    pub login_limit_ip: u32,
+    /// Login attempts per account name per window.
+    #[arg(long, env = "ENVSEAL_LOGIN_LIMIT_ACCOUNT", default_value_t = 5)]
+    pub login_limit_account: u32,
+    /// Login attempts on the whole server per window.
+    #[arg(long, env = "ENVSEAL_LOGIN_LIMIT_GLOBAL", default_value_t = 100)]
+    pub login_limit_global: u32,
+    /// Length of the sliding rate-limit window, in seconds.
+    #[arg(long, env = "ENVSEAL_LOGIN_WINDOW", default_value_t = 60)]
+    pub login_window_secs: u64,
+    /// Consecutive failed logins that lock an account.
+    #[arg(long, env = "ENVSEAL_LOCKOUT_THRESHOLD", default_value_t = 5)]
+    pub lockout_threshold: u32,
+    /// Lockout length in seconds (every failure during a lockout renews it).
+    #[arg(long, env = "ENVSEAL_LOCKOUT_SECONDS", default_value_t = 900)]
+    pub lockout_secs: u64,
+    /// argon2id memory per password hash, KiB.
+    #[arg(long, env = "ENVSEAL_ARGON2_MEMORY_KIB", default_value_t = 19 * 1024)]
+    pub argon2_memory_kib: u32,
+    /// argon2id passes.
+    #[arg(long, env = "ENVSEAL_ARGON2_ITERATIONS", default_value_t = 2)]
+    pub argon2_iterations: u32,
+    /// argon2id lanes.
+    #[arg(long, env = "ENVSEAL_ARGON2_PARALLELISM", default_value_t = 1)]
+    pub argon2_parallelism: u32,
+    /// Concurrent password hashes at most (default: half the CPUs, at least 1).
+    #[arg(long, env = "ENVSEAL_ARGON2_WORKERS")]
+    pub argon2_workers: Option<usize>,
+    /// Minimum password length.
+    #[arg(long, env = "ENVSEAL_PASSWORD_MIN_LENGTH", default_value_t = 12)]
+    pub password_min_length: usize,
+    /// Session lifetime in seconds.
+    #[arg(long, env = "ENVSEAL_SESSION_TTL", default_value_t = 12 * 3600)]
+    pub session_ttl_secs: u64,
+    /// Admin users must enrol TOTP before they can do anything else.
+    #[arg(long, env = "ENVSEAL_REQUIRE_ADMIN_MFA")]
+    pub require_admin_mfa: bool,
+    /// Webhook that receives lockout and brute-force alerts (JSON POST).
+    #[arg(long, env = "ENVSEAL_ALERT_WEBHOOK", hide_env_values = true)]
+    pub alert_webhook: Option<String>,
+    /// Command run (by `sh -c`) on each alert, with the JSON event on stdin.
+    #[arg(long, env = "ENVSEAL_ALERT_COMMAND")]
+    pub alert_command: Option<String>,
+    /// Failed logins per window, server-wide, that raise a brute-force alert.
+    #[arg(long, env = "ENVSEAL_ALERT_FAILURES", default_value_t = 30)]
+    pub alert_failures: u32,
 }
 
 /// TLS material to load or generate.
@@ -111,6 +175,7 @@ impl ServerArgs {
         if self.keep_versions < 1 {
             anyhow::bail!("--keep-versions must be at least 1");
         }
+        self.auth_config()?;
         let (database_url, database_display, uses_dir) = match &self.database_url {
             Some(url) => (url.clone(), redact_url(url), false),
             None => {
@@ -144,6 +209,66 @@ impl ServerArgs {
             create_dir: uses_dir.then(|| self.data_dir.clone()),
             master_key,
             tls,
+        })
+    }
+}
+
+impl ServerArgs {
+    /// Login, session and alert settings, checked.
+    pub fn auth_config(&self) -> anyhow::Result<AuthConfig> {
+        use std::time::Duration;
+        for (flag, v) in [
+            ("--login-limit-ip", self.login_limit_ip),
+            ("--login-limit-account", self.login_limit_account),
+            ("--login-limit-global", self.login_limit_global),
+            ("--lockout-threshold", self.lockout_threshold),
+        ] {
+            if v == 0 {
+                anyhow::bail!("{flag} must be at least 1");
+            }
+        }
+        if self.login_window_secs == 0 || self.lockout_secs == 0 || self.session_ttl_secs == 0 {
+            anyhow::bail!(
+                "--login-window-secs, --lockout-secs and --session-ttl-secs must be positive"
+            );
+        }
+        if self.password_min_length < 8 {
+            anyhow::bail!("--password-min-length must be at least 8");
+        }
+        if let Some(url) = &self.alert_webhook {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                anyhow::bail!("--alert-webhook must be an http:// or https:// URL");
+            }
+        }
+        let defaults = AuthConfig::default();
+        Ok(AuthConfig {
+            limits: crate::limiter::LimitConfig {
+                per_ip: self.login_limit_ip,
+                per_account: self.login_limit_account,
+                global: self.login_limit_global,
+                window: Duration::from_secs(self.login_window_secs),
+                lockout_threshold: self.lockout_threshold,
+                lockout: Duration::from_secs(self.lockout_secs),
+            },
+            hash: crate::password::HashParams {
+                m_cost: self.argon2_memory_kib,
+                t_cost: self.argon2_iterations,
+                p_cost: self.argon2_parallelism,
+            },
+            hash_workers: self.argon2_workers.unwrap_or(defaults.hash_workers).max(1),
+            policy: crate::password::PasswordPolicy {
+                min_len: self.password_min_length,
+            },
+            session_ttl: Duration::from_secs(self.session_ttl_secs),
+            require_admin_mfa: self.require_admin_mfa,
+            trusted_proxies: self.trusted_proxies.clone(),
+            alerts: crate::alert::AlertConfig {
+                webhook: self.alert_webhook.clone(),
+                command: self.alert_command.clone(),
+                quiet_period: defaults.alerts.quiet_period,
+            },
+            alert_failures: self.alert_failures.max(1),
+            secure_cookie: true,
         })
     }
 }
@@ -189,6 +314,26 @@ mod tests {
         assert!(args(&["--listen", "0.0.0.0:8420", "--tls-self-signed"])
             .resolve()
             .is_ok());
+    }
+
+    #[test]
+    fn login_settings_parse_and_are_checked() {
+        let a = args(&[
+            "--trusted-proxy",
+            "127.0.0.1,10.0.0.0/8",
+            "--login-limit-ip",
+            "20",
+        ]);
+        let c = a.auth_config().unwrap();
+        assert_eq!(c.trusted_proxies.len(), 2);
+        assert_eq!(c.limits.per_ip, 20);
+        assert_eq!(c.limits.per_account, 5);
+        assert_eq!(c.limits.global, 100);
+        assert_eq!(c.limits.lockout_threshold, 5);
+        assert_eq!(c.limits.lockout.as_secs(), 900);
+        assert!(ServerArgs::try_parse_from(["envseal-server", "--trusted-proxy", "nope"]).is_err());
+        assert!(args(&["--login-limit-global", "0"]).resolve().is_err());
+        assert!(args(&["--alert-webhook", "ftp://x"]).resolve().is_err());
     }
 
     #[test]

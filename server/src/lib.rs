@@ -2,15 +2,23 @@
 //! serves them to authorised callers over HTTP(S).
 //!
 //! Layers, outermost first: [`api`] (HTTP and JSON) → [`secrets`] (operations that
-//! seal and open values) → [`crypto`] (AES-256-GCM, key providers) and [`store`] (SQL).
-//! `main.rs` only parses arguments and calls [`run`].
+//! seal and open values) and [`login`] (people: passwords, limits, lockout, MFA,
+//! sessions) → [`crypto`] (AES-256-GCM, key providers) and [`store`] (SQL). Every
+//! operation is recorded by [`audit`]. `main.rs` only parses arguments and calls
+//! [`run`].
 #![warn(missing_docs)]
 
+pub mod alert;
 pub mod api;
+pub mod audit;
 pub mod auth;
 pub mod cache;
 pub mod config;
 pub mod crypto;
+pub mod limiter;
+pub mod login;
+pub mod mfa;
+pub mod password;
 pub mod secrets;
 pub mod store;
 mod tls;
@@ -66,13 +74,42 @@ pub async fn prepare(args: &ServerArgs) -> anyhow::Result<Arc<api::AppState>> {
         store::Backend::Sqlite => 30_000,
         store::Backend::Postgres => 1_000,
     }));
-    Ok(Arc::new(api::AppState {
-        cache: cache::Cache::new(cache_ttl),
+    let auth_config = args.auth_config()?;
+    let limiter = match &args.redis_url {
+        Some(url) => limiter::Limiter::redis(auth_config.limits, url, &args.redis_prefix)
+            .await
+            .context("connecting to Redis (ENVSEAL_REDIS_URL)")?,
+        None => {
+            if resolved.database_url.starts_with("postgres") {
+                tracing::warn!(
+                    "login rate limits and lockouts are kept per process; set ENVSEAL_REDIS_URL \
+                     so that every replica enforces the same ones"
+                );
+            }
+            limiter::Limiter::memory(auth_config.limits)
+        }
+    };
+    tracing::info!(
+        backend = limiter.backend_name(),
+        "login rate limits and lockouts ready"
+    );
+    let auth = login::AuthService::new(auth_config, limiter)?;
+    let state = api::AppState::new(
         store,
         secrets,
-        tls: resolved.tls.is_some(),
-        request_timeout: Duration::from_secs(args.request_timeout_secs.max(1)),
-    }))
+        auth,
+        cache::Cache::new(cache_ttl),
+        resolved.tls.is_some(),
+        Duration::from_secs(args.request_timeout_secs.max(1)),
+    );
+    state
+        .audit
+        .record(
+            audit::AuditEvent::new("envseal", "server.start", "")
+                .details(serde_json::json!({ "key_provider": state.secrets.keys().name() })),
+        )
+        .await?;
+    Ok(state)
 }
 
 /// On the very first start, creates the admin token: the one given in
@@ -156,15 +193,18 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
                 axum_server::tls_rustls::RustlsConfig::from_config(config),
             )
             .handle(handle)
-            .serve(app.into_make_service())
+            .serve(app.into_make_service_with_connect_info::<std::net::SocketAddr>())
             .await?;
         }
         None => {
             tracing::info!("envseal-server listening on http://{addr}");
             let listener = tokio::net::TcpListener::from_std(listener)?;
-            axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown_signal())
-                .await?;
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+            )
+            .with_graceful_shutdown(shutdown_signal())
+            .await?;
         }
     }
     state.store.close().await;

@@ -7,7 +7,6 @@ use axum::http::{header, Request, StatusCode};
 use envseal_server::api::{app, AppState};
 use envseal_server::secrets::Secrets;
 use http_body_util::BodyExt as _;
-use std::sync::Arc;
 use std::time::Duration;
 use tower::ServiceExt as _;
 
@@ -38,13 +37,14 @@ async fn api_on(b: &common::Backend) -> Api {
         .await
         .unwrap();
     let secrets = Secrets::new(store.clone(), common::fresh_keys(dir.path()), 10);
-    let state = Arc::new(AppState {
-        cache: envseal_server::cache::Cache::new(Duration::from_secs(30)),
+    let state = AppState::new(
         store,
         secrets,
-        tls: false,
-        request_timeout: Duration::from_secs(10),
-    });
+        common::cheap_auth(),
+        envseal_server::cache::Cache::new(Duration::from_secs(30)),
+        false,
+        Duration::from_secs(10),
+    );
     Api {
         router: app(state),
         _dir: dir,

@@ -23,8 +23,24 @@ pub enum ApiError {
     #[error("{0}")]
     Unauthorized(&'static str),
     /// Authenticated but not allowed (403).
-    #[error("this token is not allowed to do that")]
+    #[error("these credentials are not allowed to do that")]
     Forbidden,
+    /// Login refused: unknown user, wrong password, locked or disabled account, wrong
+    /// code (401). One answer for all of them.
+    #[error("invalid username or password")]
+    InvalidCredentials,
+    /// The password is right and the account needs a TOTP or recovery code (401).
+    #[error("this account requires a TOTP code: send it as \"totp\"")]
+    MfaRequired,
+    /// Admins must enrol TOTP before anything else (403).
+    #[error("enrol TOTP first: POST /v1/auth/mfa/enroll, then /v1/auth/mfa/confirm")]
+    MfaEnrolmentRequired,
+    /// A rate limit is reached (429, with `Retry-After`).
+    #[error("too many attempts; try again later")]
+    TooManyRequests {
+        /// Seconds until a retry may pass.
+        retry_after_secs: u64,
+    },
     /// No such thing (404).
     #[error("{0} not found")]
     NotFound(&'static str),
@@ -39,6 +55,10 @@ pub enum ApiError {
     /// Body over the limit (413).
     #[error("request body is larger than the server accepts")]
     PayloadTooLarge,
+    /// Login state (Redis) or password hashing is unavailable (503): logins fail
+    /// closed. The cause is logged.
+    #[error("login is temporarily unavailable")]
+    LoginUnavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// A dependency is down (503); the cause is logged.
     #[error("service unavailable")]
     Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -64,10 +84,15 @@ impl ApiError {
             ApiError::BadRequest { code, .. } => (StatusCode::BAD_REQUEST, code),
             ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
             ApiError::Forbidden => (StatusCode::FORBIDDEN, "forbidden"),
+            ApiError::InvalidCredentials => (StatusCode::UNAUTHORIZED, "invalid_credentials"),
+            ApiError::MfaRequired => (StatusCode::UNAUTHORIZED, "mfa_required"),
+            ApiError::MfaEnrolmentRequired => (StatusCode::FORBIDDEN, "mfa_enrolment_required"),
+            ApiError::TooManyRequests { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::Conflict { code, .. } => (StatusCode::CONFLICT, code),
             ApiError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            ApiError::LoginUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "login_unavailable"),
             ApiError::Integrity(_) => (StatusCode::INTERNAL_SERVER_ERROR, "integrity_error"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
@@ -77,10 +102,20 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = self.parts();
+        let retry_after = match &self {
+            ApiError::TooManyRequests { retry_after_secs } => Some(*retry_after_secs),
+            _ => None,
+        };
         let message = match &self {
             ApiError::Unavailable(cause) => {
                 tracing::error!(error = %cause, "dependency unavailable");
                 "the server cannot reach its database or key provider; try again".to_owned()
+            }
+            ApiError::LoginUnavailable(cause) => {
+                tracing::error!(error = %cause, "login refused: its state store is unavailable");
+                "login is unavailable: the server cannot reach its rate-limit store (Redis) \
+                 or database; logins are refused until it is back"
+                    .to_owned()
             }
             ApiError::Integrity(cause) => {
                 tracing::error!(error = %cause, "stored data failed its integrity check");
@@ -100,6 +135,12 @@ impl IntoResponse for ApiError {
             }),
         )
             .into_response();
+        if let Some(secs) = retry_after {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(secs.max(1)),
+            );
+        }
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
                 axum::http::header::WWW_AUTHENTICATE,
@@ -157,5 +198,27 @@ impl From<SecretsError> for ApiError {
 impl From<envseal_core::NameError> for ApiError {
     fn from(e: envseal_core::NameError) -> Self {
         ApiError::bad_request("invalid_name", e.to_string())
+    }
+}
+
+impl From<crate::audit::AuditError> for ApiError {
+    fn from(e: crate::audit::AuditError) -> Self {
+        // An operation that cannot be recorded is not done: fail closed.
+        ApiError::Unavailable(Box::new(e))
+    }
+}
+
+impl From<crate::login::LoginError> for ApiError {
+    fn from(e: crate::login::LoginError) -> Self {
+        use crate::login::LoginError;
+        match e {
+            LoginError::RateLimited { retry_after } => ApiError::TooManyRequests {
+                retry_after_secs: retry_after.as_secs_f64().ceil() as u64,
+            },
+            LoginError::InvalidCredentials => ApiError::InvalidCredentials,
+            LoginError::MfaRequired => ApiError::MfaRequired,
+            LoginError::Unavailable(_) => ApiError::LoginUnavailable(Box::new(e)),
+            LoginError::Internal(_) => ApiError::Internal(Box::new(e)),
+        }
     }
 }

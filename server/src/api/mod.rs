@@ -1,17 +1,24 @@
 //! The HTTP API: routes under `/v1`, health checks and the OpenAPI document.
 //!
-//! Handlers authenticate, check scope, validate names, call [`crate::secrets`] or the
-//! store, and serialise. This layer is the only one that knows JSON or HTTP status
+//! Handlers authenticate, check scope or role, validate names, call
+//! [`crate::secrets`], [`crate::login`] or the store, record the operation in the
+//! audit log, and serialise. This layer is the only one that knows JSON or HTTP status
 //! codes; it never logs request bodies.
 
+mod audit;
+mod auth;
 mod error;
 mod extract;
 mod projects;
 mod secrets;
 mod tokens;
+mod users;
 
 pub use error::ApiError;
 
+use crate::audit::{AuditEvent, AuditLog};
+use crate::auth::{Principal, Scope};
+use crate::login::AuthService;
 use crate::secrets::Secrets;
 use crate::store::Store;
 use axum::extract::{DefaultBodyLimit, State};
@@ -19,6 +26,7 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use extract::Client;
 use std::sync::Arc;
 use std::time::Duration;
 use tower_http::set_header::SetResponseHeaderLayer;
@@ -42,6 +50,51 @@ pub struct AppState {
     pub tls: bool,
     /// Per-request timeout.
     pub request_timeout: Duration,
+    /// People: login, limits, lockout, sessions.
+    pub auth: AuthService,
+    /// The audit chain's writer.
+    pub audit: AuditLog,
+}
+
+impl AppState {
+    /// Wires the state and starts the audit writer (needs a Tokio runtime).
+    pub fn new(
+        store: Arc<Store>,
+        secrets: Secrets,
+        auth: AuthService,
+        cache: crate::cache::Cache,
+        tls: bool,
+        request_timeout: Duration,
+    ) -> Arc<Self> {
+        let audit = AuditLog::start(store.clone());
+        Arc::new(AppState {
+            store,
+            secrets,
+            cache,
+            tls,
+            request_timeout,
+            auth,
+            audit,
+        })
+    }
+}
+
+/// How a principal appears in the audit log: `user:NAME` or `token:LABEL#ID`.
+fn actor(p: &Principal) -> String {
+    match p.scope {
+        Scope::User(_) => format!("user:{}", p.name),
+        _ => format!("token:{}#{}", p.name, p.token_id),
+    }
+}
+
+/// An audit event for what `p` does from `client`.
+fn event(
+    p: &Principal,
+    client: &Client,
+    action: &'static str,
+    target: impl Into<String>,
+) -> AuditEvent {
+    AuditEvent::new(&actor(p), action, target).client(&client.ip_text(), &client.user_agent)
 }
 
 /// Builds the router (tests drive it with `oneshot`, the binary serves it).
@@ -70,6 +123,33 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route(&format!("{secret}/destroy"), post(secrets::destroy))
         .route("/v1/tokens", get(tokens::list).post(tokens::create))
         .route("/v1/tokens/{id}", axum::routing::delete(tokens::revoke))
+        .route("/v1/auth/login", post(auth::login))
+        .route("/v1/auth/logout", post(auth::logout))
+        .route("/v1/auth/me", get(auth::me))
+        .route(
+            "/v1/auth/password",
+            axum::routing::put(auth::change_password),
+        )
+        .route("/v1/auth/mfa/enroll", post(auth::mfa_enroll))
+        .route("/v1/auth/mfa/confirm", post(auth::mfa_confirm))
+        .route("/v1/auth/mfa/disable", post(auth::mfa_disable))
+        .route("/v1/users", get(users::list).post(users::create))
+        .route("/v1/users/{name}", get(users::show).delete(users::delete))
+        .route(
+            "/v1/users/{name}/roles",
+            axum::routing::put(users::set_roles),
+        )
+        .route(
+            "/v1/users/{name}/password",
+            axum::routing::put(users::set_password),
+        )
+        .route("/v1/users/{name}/unlock", post(users::unlock))
+        .route(
+            "/v1/users/{name}/mfa",
+            axum::routing::delete(users::reset_mfa),
+        )
+        .route("/v1/audit", get(audit::list))
+        .route("/v1/audit/verify", get(audit::verify))
         .fallback(|| async { ApiError::NotFound("route") })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(TimeoutLayer::with_status_code(
@@ -109,12 +189,17 @@ async fn readyz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
         StatusCode::SERVICE_UNAVAILABLE
     };
     let word = |ok: bool| if ok { "ok" } else { "unavailable" };
+    // Login state is reported but does not make the server unready: without it only
+    // logins fail (closed); secret fetches go on.
+    let login_state = state.auth.limiter.ping().await;
     (
         status,
         Json(serde_json::json!({
             "database": word(db),
             "keys": word(keys),
             "key_provider": state.secrets.keys().name(),
+            "login_state": word(login_state),
+            "login_state_backend": state.auth.limiter.backend_name(),
         })),
     )
 }
@@ -128,6 +213,11 @@ async fn readyz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
         secrets::export, secrets::list, secrets::get, secrets::put, secrets::delete,
         secrets::versions, secrets::rollback, secrets::undelete, secrets::destroy,
         tokens::list, tokens::create, tokens::revoke,
+        auth::login, auth::logout, auth::me, auth::change_password,
+        auth::mfa_enroll, auth::mfa_confirm, auth::mfa_disable,
+        users::list, users::create, users::show, users::delete, users::set_roles,
+        users::set_password, users::unlock, users::reset_mfa,
+        audit::list, audit::verify,
     ),
     components(schemas(envseal_core::wire::ErrorBody)),
     modifiers(&BearerAuth),

@@ -1,8 +1,9 @@
-//! Projects and environments. Creating either needs an admin token; a scoped token
-//! sees only its own project.
+//! Projects and environments. Creating a project needs a server admin, creating an
+//! environment an admin of the project; a scoped token or a user sees only the
+//! projects it has a role in.
 
 use super::extract::{Auth, Body};
-use super::{ApiError, AppState};
+use super::{event, ApiError, AppState};
 use crate::store::{EnvRow, ProjectRow};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -90,6 +91,10 @@ pub(super) async fn create(
             },
             e => e.into(),
         })?;
+    state
+        .audit
+        .record(event(&auth.0, &auth.1, "project.create", &row.name))
+        .await?;
     tracing::info!(project = %row.name, by = %auth.0.name, "project created");
     Ok((StatusCode::CREATED, Json(project_wire(&state, row).await?)))
 }
@@ -127,7 +132,8 @@ pub(super) async fn create_environment(
     Path(project): Path<String>,
     Body(req): Body<CreateEnvironment>,
 ) -> Result<(StatusCode, Json<Environment>), ApiError> {
-    if !auth.0.is_admin() {
+    validate_slug("project", &project)?;
+    if !auth.0.can_manage_project(&project) {
         return Err(ApiError::Forbidden);
     }
     validate_slug("environment", &req.name)?;
@@ -146,6 +152,15 @@ pub(super) async fn create_environment(
             },
             e => e.into(),
         })?;
+    state
+        .audit
+        .record(event(
+            &auth.0,
+            &auth.1,
+            "environment.create",
+            format!("{}/{}", project.name, env.name),
+        ))
+        .await?;
     tracing::info!(project = %project.name, env = %env.name, by = %auth.0.name, "environment created");
     Ok((StatusCode::CREATED, Json(env_wire(&env))))
 }

@@ -2,7 +2,8 @@
 //! whole-environment export that the launcher uses.
 
 use super::extract::{Auth, Body};
-use super::{ApiError, AppState, MAX_VALUE_BYTES};
+use super::{event, ApiError, AppState, MAX_VALUE_BYTES};
+use crate::audit::Outcome;
 use crate::auth::Permission;
 use crate::cache::{CachedExport, CachedExportBody};
 use crate::secrets::Write;
@@ -20,8 +21,42 @@ use serde::Deserialize;
 use std::sync::Arc;
 use zeroize::Zeroizing;
 
-/// Authorises, then resolves the environment. Scope is checked before any lookup so
-/// that a token learns nothing about environments it cannot reach.
+fn target(env: &EnvRow, name: &str) -> String {
+    format!("{}/{}/{name}", env.project_name, env.name)
+}
+
+/// Checks the caller may use `permission` in `project`/`env`; a refusal is audited.
+/// Runs before any lookup so that a token learns nothing about environments it
+/// cannot reach.
+async fn authorize(
+    state: &AppState,
+    auth: &Auth,
+    project: &str,
+    env: &str,
+    permission: Permission,
+) -> Result<(), ApiError> {
+    validate_slug("project", project)?;
+    validate_slug("environment", env)?;
+    if auth.0.allows(project, env, permission) {
+        return Ok(());
+    }
+    state
+        .audit
+        .record(
+            event(
+                &auth.0,
+                &auth.1,
+                "access.denied",
+                format!("{project}/{env}"),
+            )
+            .outcome(Outcome::Denied, "permission")
+            .details(serde_json::json!({ "needed": format!("{permission:?}").to_lowercase() })),
+        )
+        .await?;
+    Err(ApiError::Forbidden)
+}
+
+/// Authorises, then resolves the environment.
 async fn environment(
     state: &AppState,
     auth: &Auth,
@@ -29,11 +64,7 @@ async fn environment(
     env: &str,
     permission: Permission,
 ) -> Result<EnvRow, ApiError> {
-    validate_slug("project", project)?;
-    validate_slug("environment", env)?;
-    if !auth.0.allows(project, env, permission) {
-        return Err(ApiError::Forbidden);
-    }
+    authorize(state, auth, project, env, permission).await?;
     state
         .store
         .environment(project, env)
@@ -68,11 +99,7 @@ pub(super) async fn export(
     Path((project, env)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    validate_slug("project", &project)?;
-    validate_slug("environment", &env)?;
-    if !auth.0.allows(&project, &env, Permission::Read) {
-        return Err(ApiError::Forbidden);
-    }
+    authorize(&state, &auth, &project, &env, Permission::Read).await?;
     let generation = state.store.generation();
     let cached = match state.cache.export(&project, &env, generation) {
         Some(hit) => hit,
@@ -97,12 +124,25 @@ pub(super) async fn export(
             let built = Arc::new(CachedExport {
                 env,
                 revision,
+                names: body.secrets.keys().cloned().collect(),
                 body: json,
             });
             state.cache.put_export(built.clone(), generation);
             built
         }
     };
+    state
+        .audit
+        .record(
+            event(
+                &auth.0,
+                &auth.1,
+                "secret.export",
+                format!("{}/{}", cached.env.project_name, cached.env.name),
+            )
+            .details(serde_json::json!({ "revision": cached.revision, "names": cached.names })),
+        )
+        .await?;
     tracing::debug!(project = %cached.env.project_name, env = %cached.env.name, by = %auth.0.name, "environment exported");
     if headers.get(header::IF_NONE_MATCH) == Some(&etag(cached.revision)) {
         return Ok(not_modified(cached.revision));
@@ -142,7 +182,7 @@ pub(super) async fn list(
     Path((project, env)): Path<(String, String)>,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<SecretList>, ApiError> {
-    let env = environment(&state, &auth, &project, &env, Permission::Read).await?;
+    let env = environment(&state, &auth, &project, &env, Permission::Metadata).await?;
     let rows = state.store.list_secrets(env.id, q.deleted).await?;
     Ok(Json(SecretList {
         secrets: rows.into_iter().map(meta_wire).collect(),
@@ -167,6 +207,13 @@ pub(super) async fn get(
     validate_env_var_name(&name)?;
     let env = environment(&state, &auth, &project, &env, Permission::Read).await?;
     let (version, value) = state.secrets.get(&env, &name, q.version).await?;
+    state
+        .audit
+        .record(
+            event(&auth.0, &auth.1, "secret.read", target(&env, &name))
+                .details(serde_json::json!({ "version": version })),
+        )
+        .await?;
     tracing::info!(project = %env.project_name, env = %env.name, secret = %name, version, by = %auth.0.name, "secret read");
     Ok(Json(SecretWithValue {
         name,
@@ -210,6 +257,13 @@ pub(super) async fn put(
             },
         )
         .await?;
+    state
+        .audit
+        .record(
+            event(&auth.0, &auth.1, "secret.write", target(&env, &name))
+                .details(serde_json::json!({ "version": version })),
+        )
+        .await?;
     tracing::info!(project = %env.project_name, env = %env.name, secret = %name, version, by = %auth.0.name, "secret written");
     let row = state.secrets.meta(&env, &name).await?;
     Ok(Json(meta_wire(row)))
@@ -226,6 +280,15 @@ pub(super) async fn delete(
     validate_env_var_name(&name)?;
     let env = environment(&state, &auth, &project, &env, Permission::Write).await?;
     state.secrets.delete(&env, &name, crate::now()).await?;
+    state
+        .audit
+        .record(event(
+            &auth.0,
+            &auth.1,
+            "secret.delete",
+            target(&env, &name),
+        ))
+        .await?;
     tracing::info!(project = %env.project_name, env = %env.name, secret = %name, by = %auth.0.name, "secret deleted");
     Ok(StatusCode::NO_CONTENT)
 }
@@ -241,6 +304,15 @@ pub(super) async fn undelete(
     validate_env_var_name(&name)?;
     let env = environment(&state, &auth, &project, &env, Permission::Write).await?;
     state.secrets.undelete(&env, &name).await?;
+    state
+        .audit
+        .record(event(
+            &auth.0,
+            &auth.1,
+            "secret.undelete",
+            target(&env, &name),
+        ))
+        .await?;
     tracing::info!(project = %env.project_name, env = %env.name, secret = %name, by = %auth.0.name, "secret undeleted");
     Ok(Json(meta_wire(state.secrets.meta(&env, &name).await?)))
 }
@@ -254,7 +326,7 @@ pub(super) async fn versions(
     Path((project, env, name)): Path<(String, String, String)>,
 ) -> Result<Json<VersionList>, ApiError> {
     validate_env_var_name(&name)?;
-    let env = environment(&state, &auth, &project, &env, Permission::Read).await?;
+    let env = environment(&state, &auth, &project, &env, Permission::Metadata).await?;
     let (secret, rows) = state.secrets.versions(&env, &name).await?;
     Ok(Json(VersionList {
         versions: rows
@@ -285,6 +357,13 @@ pub(super) async fn rollback(
         .secrets
         .rollback(&env, &name, req.version, &auth.0.name, crate::now())
         .await?;
+    state
+        .audit
+        .record(
+            event(&auth.0, &auth.1, "secret.rollback", target(&env, &name))
+                .details(serde_json::json!({ "from": req.version, "version": version })),
+        )
+        .await?;
     tracing::info!(project = %env.project_name, env = %env.name, secret = %name, from = req.version, version, by = %auth.0.name, "secret rolled back");
     Ok(Json(meta_wire(state.secrets.meta(&env, &name).await?)))
 }
@@ -303,6 +382,13 @@ pub(super) async fn destroy(
     let n = state
         .secrets
         .destroy(&env, &name, &req.versions, crate::now())
+        .await?;
+    state
+        .audit
+        .record(
+            event(&auth.0, &auth.1, "secret.destroy", target(&env, &name))
+                .details(serde_json::json!({ "versions": req.versions, "destroyed": n })),
+        )
         .await?;
     tracing::info!(project = %env.project_name, env = %env.name, secret = %name, versions = ?req.versions, by = %auth.0.name, "secret versions destroyed");
     Ok(Json(serde_json::json!({ "destroyed": n })))

@@ -1,8 +1,10 @@
-//! Machine tokens: created (shown once), listed, revoked. Admin only.
+//! Machine tokens: created (shown once), listed, revoked. Server admins manage every
+//! token; project admins and operators manage their project's tokens.
 
 use super::extract::{Auth, Body};
-use super::{ApiError, AppState};
+use super::{event, ApiError, AppState};
 use crate::auth::{format_environments, generate_token, hash_token};
+use crate::auth::{Role, Scope};
 use crate::store::TokenRow;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -28,12 +30,21 @@ pub(crate) fn token_info(t: TokenRow) -> TokenInfo {
     }
 }
 
-fn require_admin(auth: &Auth) -> Result<(), ApiError> {
-    if auth.0.is_admin() {
-        Ok(())
-    } else {
-        Err(ApiError::Forbidden)
+/// Whether the caller may manage tokens of some project at all.
+fn manages_any(auth: &Auth) -> bool {
+    match &auth.0.scope {
+        Scope::Admin => true,
+        Scope::Project { .. } => false,
+        Scope::User(u) => u.roles.iter().any(|b| b.role >= Role::Operator),
     }
+}
+
+/// Whether the caller may manage this token.
+fn manages(auth: &Auth, t: &TokenRow) -> bool {
+    auth.0.is_admin()
+        || t.project_name
+            .as_deref()
+            .is_some_and(|p| auth.0.can_manage_tokens(p))
 }
 
 /// Creates a scoped machine token. The answer is the only time it is shown.
@@ -44,7 +55,9 @@ pub(super) async fn create(
     auth: Auth,
     Body(req): Body<CreateToken>,
 ) -> Result<(StatusCode, Json<CreatedToken>), ApiError> {
-    require_admin(&auth)?;
+    if !manages_any(&auth) {
+        return Err(ApiError::Forbidden);
+    }
     if req.name.trim().is_empty() || req.name.len() > 128 || req.name.chars().any(char::is_control)
     {
         return Err(ApiError::bad_request(
@@ -53,6 +66,9 @@ pub(super) async fn create(
         ));
     }
     validate_slug("project", &req.project)?;
+    if !auth.0.can_manage_tokens(&req.project) {
+        return Err(ApiError::Forbidden);
+    }
     if req.environments.is_empty() {
         return Err(ApiError::bad_request(
             "invalid_scope",
@@ -117,6 +133,18 @@ pub(super) async fn create(
             message: "token collision; try again".to_owned(),
         });
     }
+    state
+        .audit
+        .record(
+            event(&auth.0, &auth.1, "token.create", &row.name).details(serde_json::json!({
+                "token_id": row.id,
+                "project": row.project_name,
+                "environments": row.environments,
+                "access": row.access,
+                "expires_at": row.expires_at,
+            })),
+        )
+        .await?;
     tracing::info!(token = %row.id, name = %row.name, by = %auth.0.name, "token created");
     Ok((
         StatusCode::CREATED,
@@ -133,10 +161,16 @@ pub(super) async fn list(
     State(state): State<Arc<AppState>>,
     auth: Auth,
 ) -> Result<Json<TokenList>, ApiError> {
-    require_admin(&auth)?;
+    if !manages_any(&auth) {
+        return Err(ApiError::Forbidden);
+    }
     let tokens = state.store.list_tokens().await?;
     Ok(Json(TokenList {
-        tokens: tokens.into_iter().map(token_info).collect(),
+        tokens: tokens
+            .into_iter()
+            .filter(|t| manages(&auth, t))
+            .map(token_info)
+            .collect(),
     }))
 }
 
@@ -147,7 +181,15 @@ pub(super) async fn revoke(
     auth: Auth,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    require_admin(&auth)?;
+    if !manages_any(&auth) {
+        return Err(ApiError::Forbidden);
+    }
+    let Some(row) = state.store.token_by_id(&id).await? else {
+        return Err(ApiError::NotFound("token"));
+    };
+    if !manages(&auth, &row) {
+        return Err(ApiError::Forbidden);
+    }
     state
         .store
         .revoke_token(&id, crate::now())
@@ -156,6 +198,13 @@ pub(super) async fn revoke(
             crate::store::StoreError::NotFound => ApiError::NotFound("token"),
             e => e.into(),
         })?;
+    state
+        .audit
+        .record(
+            event(&auth.0, &auth.1, "token.revoke", &row.name)
+                .details(serde_json::json!({ "token_id": id })),
+        )
+        .await?;
     tracing::info!(token = %id, by = %auth.0.name, "token revoked");
     Ok(StatusCode::NO_CONTENT)
 }

@@ -1,5 +1,5 @@
-//! Persistence: projects, environments, secret versions (as ciphertext), tokens and
-//! server metadata, in SQLite or PostgreSQL through one code path.
+//! Persistence: projects, environments, secret versions (as ciphertext), tokens,
+//! users and sessions, the audit chain and server metadata, in SQLite or PostgreSQL through one code path.
 //!
 //! The store knows nothing about keys, plaintext or HTTP: it moves opaque ciphertext
 //! and wrapped keys in and out of rows, keeps the invariants that SQL can keep (unique
@@ -10,6 +10,12 @@
 //! optimistic: a write names the version it expects to replace, so no `SELECT … FOR
 //! UPDATE` (which SQLite lacks) is needed. SQLite writers are also serialised in-process
 //! so that WAL snapshot upgrades never fail with `SQLITE_BUSY`.
+
+mod audit;
+mod users;
+
+pub use audit::{AuditRow, GENESIS_HASH};
+pub use users::{RoleRow, SessionRow, UserRow};
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor as _, FromRow};
@@ -645,6 +651,16 @@ impl Store {
         Ok(
             sqlx::query_as(&format!("{} WHERE t.token_hash = $1", Self::TOKEN_SELECT))
                 .bind(hash)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    /// The token with this id.
+    pub async fn token_by_id(&self, id: &str) -> Result<Option<TokenRow>, StoreError> {
+        Ok(
+            sqlx::query_as(&format!("{} WHERE t.id = $1", Self::TOKEN_SELECT))
+                .bind(id)
                 .fetch_optional(&self.pool)
                 .await?,
         )
