@@ -591,3 +591,57 @@ pub struct AuditVerification {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_broken: Option<AuditBrokenLink>,
 }
+
+/// Most candidates one `POST /v1/leaks/check` may carry.
+pub const MAX_LEAK_CANDIDATES: usize = 500;
+
+/// One value found by a scanner, to compare with stored secrets.
+#[derive(Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct LeakCandidate {
+    /// The value as found.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub value: zeroize::Zeroizing<String>,
+    /// Client-chosen id, echoed in matches.
+    pub id: i64,
+}
+
+impl std::fmt::Debug for LeakCandidate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LeakCandidate")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `POST /v1/leaks/check`: which of these values are live stored secrets?
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct LeakCheck {
+    /// At most [`MAX_LEAK_CANDIDATES`].
+    pub candidates: Vec<LeakCandidate>,
+}
+
+/// A candidate equal to the current value of a stored secret the caller may see.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct LeakMatch {
+    /// The candidate's id.
+    pub id: i64,
+    /// Project slug.
+    pub project: String,
+    /// Environment slug.
+    pub environment: String,
+    /// Secret name.
+    pub name: String,
+}
+
+/// The answer to `POST /v1/leaks/check`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct LeakMatches {
+    /// One entry per (candidate, secret) match.
+    pub matches: Vec<LeakMatch>,
+}

@@ -69,6 +69,10 @@ pub async fn prepare(args: &ServerArgs) -> anyhow::Result<Arc<api::AppState>> {
     };
     let secrets = secrets::Secrets::new(store.clone(), keys, args.keep_versions);
     secrets.verify_master_key().await?;
+    let filled = secrets.backfill_fingerprints().await?;
+    if filled > 0 {
+        tracing::info!(versions = filled, "fingerprinted versions written before fingerprints existed");
+    }
     bootstrap_admin(&store).await?;
     let cache_ttl = Duration::from_millis(args.cache_ttl_ms.unwrap_or(match store.backend() {
         store::Backend::Sqlite => 30_000,

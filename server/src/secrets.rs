@@ -9,6 +9,7 @@ use crate::store::{EnvRow, NewVersion, SecretRow, Store, StoreError, VersionRow}
 use base64::Engine as _;
 use envseal_core::SecretValue;
 use std::sync::Arc;
+use zeroize::Zeroizing;
 
 /// Why a secret operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -60,7 +61,12 @@ pub struct Secrets {
     store: Arc<Store>,
     keys: Arc<dyn KeyProvider>,
     keep_versions: i64,
+    fingerprint_key: tokio::sync::OnceCell<Zeroizing<Vec<u8>>>,
 }
+
+/// Where the fingerprint key lives in `meta`, sealed under the KEK.
+const FINGERPRINT_KEY: &str = "fingerprint_key";
+const FINGERPRINT_KEY_AAD: &[u8] = b"envseal/fingerprint-key/v1";
 
 /// The key check record kept in `meta`: proves at start-up that the configured master
 /// key is the one the database was written with.
@@ -97,12 +103,90 @@ impl Secrets {
             store,
             keys,
             keep_versions: keep_versions.max(1),
+            fingerprint_key: tokio::sync::OnceCell::new(),
         }
     }
 
     /// The key provider.
     pub fn keys(&self) -> &dyn KeyProvider {
         &*self.keys
+    }
+
+    /// The keyed fingerprint of a value: HMAC-SHA256 under a random server key that is
+    /// stored only sealed under the KEK. Equal values have equal fingerprints; without
+    /// the key a fingerprint says nothing about the value.
+    pub async fn fingerprint(&self, value: &[u8]) -> Result<Vec<u8>, SecretsError> {
+        use hmac::Mac as _;
+        let key = self
+            .fingerprint_key
+            .get_or_try_init(|| self.load_fingerprint_key())
+            .await?;
+        let mut mac =
+            <hmac::Hmac<sha2::Sha256> as hmac::Mac>::new_from_slice(key).expect("any key length");
+        mac.update(value);
+        Ok(mac.finalize().into_bytes().to_vec())
+    }
+
+    async fn load_fingerprint_key(&self) -> Result<Zeroizing<Vec<u8>>, SecretsError> {
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let record = match self.store.meta_get(FINGERPRINT_KEY).await? {
+            Some(r) => r,
+            None => {
+                let mut key = Zeroizing::new([0u8; 32]);
+                rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut key[..]);
+                let dek = Dek::generate();
+                let wrapped = self.keys.wrap(&dek).await?;
+                let sealed = crypto::seal(&dek, FINGERPRINT_KEY_AAD, &key[..]);
+                let fresh = format!(
+                    "{}|{}|{}",
+                    wrapped.kek_id,
+                    b64.encode(&wrapped.blob),
+                    b64.encode(sealed)
+                );
+                // Concurrent first starts agree on whichever record landed first.
+                self.store.meta_init(FINGERPRINT_KEY, &fresh).await?
+            }
+        };
+        let corrupt = || SecretsError::Invalid("the stored fingerprint key is corrupt".to_owned());
+        let mut parts = record.splitn(3, '|');
+        let (Some(kek_id), Some(blob), Some(sealed)) = (parts.next(), parts.next(), parts.next())
+        else {
+            return Err(corrupt());
+        };
+        let (Ok(blob), Ok(sealed)) = (b64.decode(blob), b64.decode(sealed)) else {
+            return Err(corrupt());
+        };
+        let dek = self
+            .keys
+            .unwrap(&WrappedDek {
+                kek_id: kek_id.to_owned(),
+                blob,
+            })
+            .await?;
+        Ok(crypto::open(&dek, FINGERPRINT_KEY_AAD, &sealed)?)
+    }
+
+    /// Fingerprints current versions written before fingerprints existed. Returns how
+    /// many were filled in.
+    pub async fn backfill_fingerprints(&self) -> Result<usize, SecretsError> {
+        let rows = self.store.versions_without_fingerprint().await?;
+        let n = rows.len();
+        for r in rows {
+            let env = EnvRow {
+                id: r.environment_id,
+                project_id: r.project_id,
+                project_name: String::new(),
+                name: String::new(),
+                revision: 0,
+                created_at: 0,
+            };
+            let value = self
+                .open(&env, &r.name, r.version, r.kek_id, r.wrapped_dek, r.ciphertext)
+                .await?;
+            let fp = self.fingerprint(value.expose()).await?;
+            self.store.set_fingerprint(r.secret_id, r.version, &fp).await?;
+        }
+        Ok(n)
     }
 
     /// On first start records a value sealed under the master key; on later starts
@@ -206,6 +290,7 @@ impl Secrets {
             actor,
             now,
         } = w;
+        let fingerprint = self.fingerprint(value.expose()).await?;
         for attempt in 0..64u32 {
             if attempt > 0 {
                 // Lost a race with another writer: back off a little, with jitter.
@@ -232,6 +317,7 @@ impl Secrets {
                     kek_id: &wrapped.kek_id,
                     wrapped_dek: &wrapped.blob,
                     ciphertext: &sealed,
+                    fingerprint: &fingerprint,
                     created_by: actor,
                     description,
                     now,

@@ -415,3 +415,90 @@ async fn health_readiness_and_openapi() {
     assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{j}");
     assert_eq!(j["code"], "unavailable");
 }
+
+#[tokio::test]
+async fn leak_check_matches_current_values_the_caller_may_see() {
+    for b in common::backends("leak_check_matches_current_values").await {
+        let api = api_on(&b).await;
+        api.setup().await;
+        for (env, value) in [("prod", "prod-leak-value"), ("staging", "staging-leak-value")] {
+            let (s, _) = api
+                .json(
+                    "PUT",
+                    &format!("/v1/projects/dify/environments/{env}/secrets/OPENAI_API_KEY"),
+                    Some(ADMIN),
+                    serde_json::json!({ "value": value }),
+                )
+                .await;
+            assert_eq!(s, StatusCode::OK);
+        }
+        // An old value no longer counts once replaced.
+        api.json(
+            "PUT",
+            &format!("{PROD}/secrets/DB_PASSWORD"),
+            Some(ADMIN),
+            serde_json::json!({"value": "old-password"}),
+        )
+        .await;
+        api.json(
+            "PUT",
+            &format!("{PROD}/secrets/DB_PASSWORD"),
+            Some(ADMIN),
+            serde_json::json!({"value": "new-password"}),
+        )
+        .await;
+        let body = serde_json::json!({"candidates": [
+            {"value": "prod-leak-value", "id": 1},
+            {"value": "staging-leak-value", "id": 2},
+            {"value": "not-stored-anywhere", "id": 3},
+            {"value": "old-password", "id": 4},
+            {"value": "new-password", "id": 5},
+        ]});
+        let (s, j) = api.json("POST", "/v1/leaks/check", Some(ADMIN), body.clone()).await;
+        assert_eq!(s, StatusCode::OK, "{}: {j}", b.name);
+        let got: Vec<(i64, String)> = j["matches"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| {
+                (
+                    m["id"].as_i64().unwrap(),
+                    format!("{}/{}/{}", m["project"].as_str().unwrap(), m["environment"].as_str().unwrap(), m["name"].as_str().unwrap()),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (1, "dify/prod/OPENAI_API_KEY".to_owned()),
+                (2, "dify/staging/OPENAI_API_KEY".to_owned()),
+                (5, "dify/prod/DB_PASSWORD".to_owned()),
+            ],
+            "{}",
+            b.name
+        );
+        // A token scoped to staging learns nothing about prod.
+        let staging = api.token(&["staging"], "read", None).await;
+        let (_, j) = api.json("POST", "/v1/leaks/check", Some(&staging), body).await;
+        let ids: Vec<i64> = j["matches"].as_array().unwrap().iter().map(|m| m["id"].as_i64().unwrap()).collect();
+        assert_eq!(ids, vec![2]);
+        // Fingerprints are keyed: not a plain SHA-256 of the value.
+        let fp: Option<Vec<u8>> = sqlx::query_scalar(
+            "SELECT v.fingerprint FROM secret_versions v JOIN secrets s ON s.id = v.secret_id \
+             WHERE s.name = 'DB_PASSWORD' AND v.version = 2",
+        )
+        .fetch_one(b.store.pool())
+        .await
+        .unwrap();
+        let fp = fp.expect("fingerprint stored");
+        use sha2::Digest as _;
+        assert_ne!(fp, sha2::Sha256::digest(b"new-password").to_vec());
+        assert_eq!(fp.len(), 32);
+        // Too many candidates: a clear 400.
+        let many: Vec<_> = (0..501).map(|i| serde_json::json!({"value": "x", "id": i})).collect();
+        let (s, j) = api
+            .json("POST", "/v1/leaks/check", Some(ADMIN), serde_json::json!({"candidates": many}))
+            .await;
+        assert_eq!((s, j["code"].as_str()), (StatusCode::BAD_REQUEST, Some("too_many_candidates")));
+    }
+}

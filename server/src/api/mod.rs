@@ -9,6 +9,7 @@ mod audit;
 mod auth;
 mod error;
 mod extract;
+mod leaks;
 mod projects;
 mod secrets;
 mod tokens;
@@ -122,6 +123,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route(&format!("{secret}/undelete"), post(secrets::undelete))
         .route(&format!("{secret}/destroy"), post(secrets::destroy))
         .route("/v1/tokens", get(tokens::list).post(tokens::create))
+        .route("/v1/leaks/check", post(leaks::check))
         .route("/v1/tokens/{id}", axum::routing::delete(tokens::revoke))
         .route("/v1/auth/login", post(auth::login))
         .route("/v1/auth/logout", post(auth::logout))
@@ -212,7 +214,7 @@ async fn readyz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
         projects::list_environments, projects::create_environment,
         secrets::export, secrets::list, secrets::get, secrets::put, secrets::delete,
         secrets::versions, secrets::rollback, secrets::undelete, secrets::destroy,
-        tokens::list, tokens::create, tokens::revoke,
+        tokens::list, tokens::create, tokens::revoke, leaks::check,
         auth::login, auth::logout, auth::me, auth::change_password,
         auth::mfa_enroll, auth::mfa_confirm, auth::mfa_disable,
         users::list, users::create, users::show, users::delete, users::set_roles,

@@ -138,6 +138,40 @@ pub struct ExportRow {
     pub revision: i64,
 }
 
+/// A stored secret whose current value has a given fingerprint.
+#[derive(Debug, Clone, FromRow)]
+pub struct FingerprintMatch {
+    /// Project slug.
+    pub project: String,
+    /// Environment slug.
+    pub environment: String,
+    /// Secret name.
+    pub name: String,
+    /// The matching fingerprint.
+    pub fingerprint: Vec<u8>,
+}
+
+/// A current version without a fingerprint (see `versions_without_fingerprint`).
+#[derive(Clone, FromRow)]
+pub struct UnfingerprintedRow {
+    /// Project id (for the AAD).
+    pub project_id: i64,
+    /// Environment id (for the AAD).
+    pub environment_id: i64,
+    /// Secret id.
+    pub secret_id: i64,
+    /// Secret name.
+    pub name: String,
+    /// Version.
+    pub version: i64,
+    /// KEK id.
+    pub kek_id: String,
+    /// Wrapped DEK.
+    pub wrapped_dek: Option<Vec<u8>>,
+    /// Ciphertext.
+    pub ciphertext: Option<Vec<u8>>,
+}
+
 /// A machine-token row.
 #[derive(Debug, Clone, FromRow)]
 pub struct TokenRow {
@@ -177,6 +211,8 @@ pub struct NewVersion<'a> {
     pub wrapped_dek: &'a [u8],
     /// Sealed value.
     pub ciphertext: &'a [u8],
+    /// Keyed fingerprint of the value (HMAC), for leak matching.
+    pub fingerprint: &'a [u8],
     /// Writer.
     pub created_by: &'a str,
     /// New description, if any.
@@ -486,7 +522,7 @@ impl Store {
         };
         sqlx::query(
             "INSERT INTO secret_versions (secret_id, version, kek_id, wrapped_dek, ciphertext, \
-             created_at, created_by) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+             created_at, created_by, fingerprint) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(secret_id)
         .bind(new_version)
@@ -495,6 +531,7 @@ impl Store {
         .bind(v.ciphertext)
         .bind(v.now)
         .bind(v.created_by)
+        .bind(v.fingerprint)
         .execute(&mut *tx)
         .await?;
         sqlx::query("DELETE FROM secret_versions WHERE secret_id = $1 AND version <= $2")
@@ -589,7 +626,7 @@ impl Store {
         for version in versions {
             n += sqlx::query(
                 "UPDATE secret_versions SET wrapped_dek = NULL, ciphertext = NULL, \
-                 destroyed_at = $1 WHERE secret_id = $2 AND version = $3 AND destroyed_at IS NULL",
+                 fingerprint = NULL, destroyed_at = $1 WHERE secret_id = $2 AND version = $3 AND destroyed_at IS NULL",
             )
             .bind(now)
             .bind(secret_id)
@@ -615,6 +652,67 @@ impl Store {
         .bind(env_id)
         .fetch_all(&self.pool)
         .await?)
+    }
+
+    /// Current versions of live secrets whose fingerprint is one of `fingerprints`.
+    pub async fn fingerprint_matches(
+        &self,
+        fingerprints: &[Vec<u8>],
+    ) -> Result<Vec<FingerprintMatch>, StoreError> {
+        if fingerprints.is_empty() {
+            return Ok(Vec::new());
+        }
+        let placeholders: Vec<String> = (1..=fingerprints.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "SELECT p.name AS project, e.name AS environment, s.name, v.fingerprint \
+             FROM secret_versions v \
+             JOIN secrets s ON s.id = v.secret_id AND s.current_version = v.version \
+             JOIN environments e ON e.id = s.environment_id \
+             JOIN projects p ON p.id = e.project_id \
+             WHERE s.deleted_at IS NULL AND v.fingerprint IN ({}) \
+             ORDER BY p.name, e.name, s.name",
+            placeholders.join(", ")
+        );
+        let mut query = sqlx::query_as(&sql);
+        for fp in fingerprints {
+            query = query.bind(fp.as_slice());
+        }
+        Ok(query.fetch_all(&self.pool).await?)
+    }
+
+    /// Current, undestroyed versions that have no fingerprint yet (written before
+    /// fingerprints existed), with what is needed to open them.
+    pub async fn versions_without_fingerprint(&self) -> Result<Vec<UnfingerprintedRow>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT e.project_id, e.id AS environment_id, s.id AS secret_id, s.name, v.version, \
+             v.kek_id, v.wrapped_dek, v.ciphertext \
+             FROM secret_versions v \
+             JOIN secrets s ON s.id = v.secret_id AND s.current_version = v.version \
+             JOIN environments e ON e.id = s.environment_id \
+             WHERE v.fingerprint IS NULL AND v.destroyed_at IS NULL",
+        )
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Records a version's fingerprint.
+    pub async fn set_fingerprint(
+        &self,
+        secret_id: i64,
+        version: i64,
+        fingerprint: &[u8],
+    ) -> Result<(), StoreError> {
+        let _w = self.writer().await;
+        sqlx::query(
+            "UPDATE secret_versions SET fingerprint = $1 \
+             WHERE secret_id = $2 AND version = $3 AND destroyed_at IS NULL",
+        )
+        .bind(fingerprint)
+        .bind(secret_id)
+        .bind(version)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 
     // ---- tokens ---------------------------------------------------------------------
