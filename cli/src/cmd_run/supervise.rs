@@ -161,14 +161,66 @@ fn clear_group(pgid: Pid) -> anyhow::Result<()> {
     }
 }
 
+/// Before the child exists: SIGTERM, SIGINT or SIGQUIT end the launcher at once, so
+/// that `docker stop` is not ignored by a PID 1 that is still waiting for the server
+/// (the kernel discards signals that PID 1 does not handle).
+pub(crate) struct EarlyStop {
+    armed: Arc<Mutex<bool>>,
+    handle: signal_hook::iterator::Handle,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl EarlyStop {
+    /// Starts listening.
+    pub(crate) fn install() -> anyhow::Result<EarlyStop> {
+        let mut signals =
+            Signals::new([SIGTERM, SIGINT, SIGQUIT]).context("installing signal handlers")?;
+        let handle = signals.handle();
+        let armed = Arc::new(Mutex::new(true));
+        let thread = {
+            let armed = Arc::clone(&armed);
+            std::thread::Builder::new()
+                .name("envseal-early-stop".into())
+                .spawn(move || {
+                    for sig in signals.forever() {
+                        let armed = armed.lock().unwrap_or_else(|e| e.into_inner());
+                        if *armed {
+                            eprintln!(
+                                "envseal: stopped by signal {sig} before the command started"
+                            );
+                            std::process::exit(128 + sig);
+                        }
+                    }
+                })
+                .context("starting the signal thread")?
+        };
+        Ok(EarlyStop {
+            armed,
+            handle,
+            thread,
+        })
+    }
+
+    /// Hands signal handling over to the supervisor (whose handlers are already in).
+    fn disarm(self) {
+        *self.armed.lock().unwrap_or_else(|e| e.into_inner()) = false;
+        self.handle.close();
+        let _ = self.thread.join();
+    }
+}
+
 /// Supervise mode. Returns the child's exit code; re-raises its terminating signal.
 pub(crate) fn supervise(
     spec: ChildSpec,
     watch: Option<Watcher>,
     stop_timeout: Duration,
+    early: Option<EarlyStop>,
 ) -> anyhow::Result<ExitCode> {
     let mut signals = Signals::new(FORWARDED.iter().chain(DROPPED).chain(&[SIGCHLD]))
         .context("installing signal handlers")?;
+    if let Some(early) = early {
+        early.disarm();
+    }
     if nix::unistd::getpid().as_raw() != 1 {
         // Orphaned grandchildren come to us instead of the host's init.
         let _ = nix::sys::prctl::set_child_subreaper(true);
