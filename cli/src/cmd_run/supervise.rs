@@ -19,6 +19,7 @@ use signal_hook::consts::signal::*;
 use signal_hook::iterator::Signals;
 use std::os::unix::process::CommandExt as _;
 use std::process::{Command, ExitCode};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -161,51 +162,38 @@ fn clear_group(pgid: Pid) -> anyhow::Result<()> {
     }
 }
 
-/// Before the child exists: SIGTERM, SIGINT or SIGQUIT end the launcher at once, so
-/// that `docker stop` is not ignored by a PID 1 that is still waiting for the server
-/// (the kernel discards signals that PID 1 does not handle).
+/// Before the child exists: SIGTERM, SIGINT or SIGQUIT end the launcher at once with
+/// 128 + N, so that `docker stop` is not ignored by a PID 1 that is still waiting for
+/// the server (the kernel discards signals that PID 1 does not handle).
 pub(crate) struct EarlyStop {
-    armed: Arc<Mutex<bool>>,
-    handle: signal_hook::iterator::Handle,
-    thread: std::thread::JoinHandle<()>,
+    armed: Arc<AtomicBool>,
+    ids: Vec<signal_hook::SigId>,
 }
 
 impl EarlyStop {
-    /// Starts listening.
+    /// Installs the handlers.
     pub(crate) fn install() -> anyhow::Result<EarlyStop> {
-        let mut signals =
-            Signals::new([SIGTERM, SIGINT, SIGQUIT]).context("installing signal handlers")?;
-        let handle = signals.handle();
-        let armed = Arc::new(Mutex::new(true));
-        let thread = {
-            let armed = Arc::clone(&armed);
-            std::thread::Builder::new()
-                .name("envseal-early-stop".into())
-                .spawn(move || {
-                    for sig in signals.forever() {
-                        let armed = armed.lock().unwrap_or_else(|e| e.into_inner());
-                        if *armed {
-                            eprintln!(
-                                "envseal: stopped by signal {sig} before the command started"
-                            );
-                            std::process::exit(128 + sig);
-                        }
-                    }
-                })
-                .context("starting the signal thread")?
-        };
-        Ok(EarlyStop {
-            armed,
-            handle,
-            thread,
-        })
+        let armed = Arc::new(AtomicBool::new(true));
+        let mut ids = Vec::new();
+        for sig in [SIGTERM, SIGINT, SIGQUIT] {
+            ids.push(
+                signal_hook::flag::register_conditional_shutdown(
+                    sig,
+                    128 + sig,
+                    Arc::clone(&armed),
+                )
+                .context("installing signal handlers")?,
+            );
+        }
+        Ok(EarlyStop { armed, ids })
     }
 
     /// Hands signal handling over to the supervisor (whose handlers are already in).
     fn disarm(self) {
-        *self.armed.lock().unwrap_or_else(|e| e.into_inner()) = false;
-        self.handle.close();
-        let _ = self.thread.join();
+        self.armed.store(false, Ordering::SeqCst);
+        for id in self.ids {
+            signal_hook::low_level::unregister(id);
+        }
     }
 }
 
