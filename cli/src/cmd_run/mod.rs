@@ -184,10 +184,6 @@ pub(crate) struct Config {
 }
 
 impl Config {
-    fn clone_for_watch(&self) -> Config {
-        self.clone()
-    }
-
     fn global_timeout(&self) -> Duration {
         Duration::from_secs_f64(self.global.timeout)
     }

@@ -26,8 +26,10 @@ use std::time::{Duration, Instant};
 /// Signals passed on to the child's process group. Not included: SIGKILL and SIGSTOP
 /// (cannot be caught), the synchronous fault signals SIGSEGV, SIGBUS, SIGILL, SIGFPE,
 /// SIGTRAP, SIGSYS and SIGABRT (they describe the launcher's own faults), SIGCHLD
-/// (used for reaping), and SIGTTIN/SIGTTOU (caught and dropped so that the launcher,
-/// in the background of its terminal, is never stopped).
+/// (used for reaping), and SIGTTIN/SIGTTOU: they concern the launcher's own terminal
+/// access and keep their default action (a handler would make the kernel restart a
+/// background write to a `tostop` terminal forever); real-time signals cannot be
+/// named through nix's safe API.
 const FORWARDED: &[i32] = &[
     SIGHUP,
     SIGINT,
@@ -48,8 +50,6 @@ const FORWARDED: &[i32] = &[
     SIGIO,
     nix::libc::SIGPWR,
 ];
-/// Caught and dropped.
-const DROPPED: &[i32] = &[SIGTTIN, SIGTTOU];
 
 fn command(spec: &ChildSpec) -> Command {
     let mut cmd = Command::new(&spec.program);
@@ -204,8 +204,8 @@ pub(crate) fn supervise(
     stop_timeout: Duration,
     early: Option<EarlyStop>,
 ) -> anyhow::Result<ExitCode> {
-    let mut signals = Signals::new(FORWARDED.iter().chain(DROPPED).chain(&[SIGCHLD]))
-        .context("installing signal handlers")?;
+    let mut signals =
+        Signals::new(FORWARDED.iter().chain(&[SIGCHLD])).context("installing signal handlers")?;
     if let Some(early) = early {
         early.disarm();
     }
