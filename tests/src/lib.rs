@@ -337,9 +337,21 @@ pub fn machine_token(server: &Server, project: &str, env: &str) -> String {
     String::from_utf8(out).expect("token").trim().to_owned()
 }
 
-/// `envseal run -p project -e env` pointed at `server` with `token`, and `args` after.
+/// `envseal run -p project -e env` pointed at `server` with `token`, with the
+/// launcher's own settings cleared from the inherited environment.
 pub fn launcher(server: &Server, token: &str, project: &str, env: &str) -> Command {
     let mut cmd = server.cli_with_token(token);
+    for k in [
+        "ENVSEAL_TIMEOUT",
+        "ENVSEAL_FALLBACK_PATH",
+        "ENVSEAL_FALLBACK_MAX_AGE",
+        "ENVSEAL_FALLBACK_PASSPHRASE",
+        "ENVSEAL_FALLBACK_PASSPHRASE_FILE",
+        "ENVSEAL_DIFY_SERVICE",
+        "MODE",
+    ] {
+        cmd.env_remove(k);
+    }
     cmd.args(["run", "-p", project, "-e", env]);
     cmd
 }

@@ -164,3 +164,37 @@ fn a_token_the_server_refuses_does_not_fall_back() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("401"), "{err}");
 }
+
+#[test]
+fn passphrase_protected_fallback_and_no_home() {
+    let mut s = setup();
+    let pass = s.dir.path().join("passphrase");
+    std::fs::write(&pass, "correct horse battery staple\n").unwrap();
+    let with_pass = |s: &Setup, extra: &[&str]| {
+        let mut cmd = s.launch(extra);
+        cmd.env_remove("HOME")
+            .env("ENVSEAL_FALLBACK_PASSPHRASE_FILE", &pass);
+        cmd
+    };
+    let (code, _, err) = run(&mut with_pass(&s, &[]), b"");
+    assert_eq!(code, 0, "{err}");
+    s.server.stop();
+    let (code, _, err) = run(&mut with_pass(&s, &[]), b"");
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("from the fallback file"), "{err}");
+    // The token-derived key cannot read it: a clear message, not garbage.
+    let (code, _, err) = run(&mut s.launch(&[]), b"");
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("written with a passphrase"), "{err}");
+    // The passphrase given through the environment is not passed on to the command.
+    let mut cmd = launcher(&s.server, &s.token, "dify", "prod");
+    cmd.env("ENVSEAL_FALLBACK_PATH", s.fallback())
+        .env(
+            "ENVSEAL_FALLBACK_PASSPHRASE",
+            "correct horse battery staple",
+        )
+        .args(["--fallback-only", "--", "sh", "-c"])
+        .arg("test -z \"${ENVSEAL_FALLBACK_PASSPHRASE+x}\" && test -z \"${ENVSEAL_TOKEN+x}\"");
+    let (code, _, err) = run(&mut cmd, b"");
+    assert_eq!(code, 0, "{err}");
+}

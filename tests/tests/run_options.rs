@@ -218,3 +218,56 @@ fn missing_or_unexecutable_command() {
         assert_eq!(code, 126, "{err}");
     }
 }
+
+#[test]
+fn runs_as_uid_1001_without_a_home_directory() {
+    // Dify's images run as UID 1001 with no home: nothing may need $HOME.
+    let is_root = std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout == b"0\n");
+    let has_setpriv = std::process::Command::new("setpriv")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !is_root || !has_setpriv {
+        eprintln!("SKIPPED runs_as_uid_1001: needs root and setpriv to switch users");
+        return;
+    }
+    let (server, token) = setup(ServerOptions::default());
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    // The build directory may not be reachable for UID 1001: copy the binary.
+    let exe = dir.path().join("envseal");
+    std::fs::copy(envseal_e2e::bin("envseal"), &exe).unwrap();
+    std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let fallback = dir.path().join("state").join("api.fallback");
+    std::fs::create_dir(fallback.parent().unwrap()).unwrap();
+    std::fs::set_permissions(
+        fallback.parent().unwrap(),
+        std::fs::Permissions::from_mode(0o777),
+    )
+    .unwrap();
+    let mut cmd = std::process::Command::new("setpriv");
+    cmd.args(["--reuid", "1001", "--regid", "1001", "--clear-groups", "--"])
+        .arg(&exe)
+        .args(["run", "-p", "dify", "-e", "prod", "--fallback-path"])
+        .arg(&fallback)
+        .args([
+            "--",
+            "sh",
+            "-c",
+            "test \"$(id -u)\" = 1001 && printf %s \"$DB_PASSWORD\"",
+        ])
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("ENVSEAL_ADDR", &server.url)
+        .env("ENVSEAL_TOKEN", &token)
+        .current_dir(dir.path());
+    let (code, out, err) = run(&mut cmd, b"");
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, b"opt-canary-db");
+    let meta = std::fs::metadata(&fallback).unwrap();
+    assert_eq!(std::os::unix::fs::MetadataExt::uid(&meta), 1001);
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+}

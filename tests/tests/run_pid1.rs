@@ -199,3 +199,29 @@ while :; do sleep 1000 & wait $!; done"#;
     let status = wait_exit(&mut child, Duration::from_secs(1));
     assert_eq!(status.code(), Some(3));
 }
+
+#[test]
+fn sigterm_while_waiting_for_the_server_stops_pid1_at_once() {
+    if !pid_namespace_available("sigterm_while_waiting_for_the_server") {
+        return;
+    }
+    // A server that accepts connections and never answers.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let s = setup();
+    let mut cmd = launcher(&s.server, &s.token, "dify", "prod");
+    cmd.env(
+        "ENVSEAL_ADDR",
+        format!("http://{}", silent.local_addr().unwrap()),
+    )
+    .env("ENVSEAL_TIMEOUT", "60")
+    .args(["--total-timeout", "60", "--", "sh", "-c", "echo started"]);
+    let (mut child, launcher_pid, _out) = start_pid1(&cmd);
+    // Wait until the launcher's request is queued on the silent listener.
+    silent.set_nonblocking(false).unwrap();
+    let (_conn, _) = silent.accept().unwrap();
+    let sent = Instant::now();
+    send_signal(launcher_pid, "TERM");
+    let status = wait_exit(&mut child, Duration::from_secs(1));
+    assert!(sent.elapsed() < Duration::from_secs(1));
+    assert_eq!(status.code(), Some(143));
+}

@@ -131,6 +131,11 @@ const EXIT_CANNOT_EXEC: u8 = 126;
 /// Runs `envseal run`.
 pub fn run(global: &Global, args: RunArgs) -> anyhow::Result<ExitCode> {
     let config = Config::resolve(global, args)?;
+    let early = if config.supervise && !config.dry_run {
+        Some(supervise::EarlyStop::install()?)
+    } else {
+        None
+    };
     let loaded = source::load(&config)?;
     let spec = plan::build(&config, &loaded.export)?;
     if config.dry_run {
@@ -143,7 +148,7 @@ pub fn run(global: &Global, args: RunArgs) -> anyhow::Result<ExitCode> {
     }
     if config.supervise {
         let watch = config.watch.then(|| source::Watcher::new(&config, &loaded));
-        supervise::supervise(spec, watch, config.stop_timeout)
+        supervise::supervise(spec, watch, config.stop_timeout, early)
     } else {
         Ok(supervise::exec(spec))
     }
@@ -179,10 +184,6 @@ pub(crate) struct Config {
 }
 
 impl Config {
-    fn clone_for_watch(&self) -> Config {
-        self.clone()
-    }
-
     fn global_timeout(&self) -> Duration {
         Duration::from_secs_f64(self.global.timeout)
     }

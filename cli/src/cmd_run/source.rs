@@ -184,7 +184,7 @@ pub(crate) struct Watcher {
 impl Watcher {
     pub(crate) fn new(config: &Config, loaded: &Loaded) -> Watcher {
         Watcher {
-            config: config.clone_for_watch(),
+            config: config.clone(),
             etag: loaded.etag.clone(),
             revision: loaded.export.revision,
             warned: false,

@@ -19,14 +19,17 @@ use signal_hook::consts::signal::*;
 use signal_hook::iterator::Signals;
 use std::os::unix::process::CommandExt as _;
 use std::process::{Command, ExitCode};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Signals passed on to the child's process group. Not included: SIGKILL and SIGSTOP
 /// (cannot be caught), the synchronous fault signals SIGSEGV, SIGBUS, SIGILL, SIGFPE,
 /// SIGTRAP, SIGSYS and SIGABRT (they describe the launcher's own faults), SIGCHLD
-/// (used for reaping), and SIGTTIN/SIGTTOU (caught and dropped so that the launcher,
-/// in the background of its terminal, is never stopped).
+/// (used for reaping), and SIGTTIN/SIGTTOU: they concern the launcher's own terminal
+/// access and keep their default action (a handler would make the kernel restart a
+/// background write to a `tostop` terminal forever); real-time signals cannot be
+/// named through nix's safe API.
 const FORWARDED: &[i32] = &[
     SIGHUP,
     SIGINT,
@@ -47,8 +50,6 @@ const FORWARDED: &[i32] = &[
     SIGIO,
     nix::libc::SIGPWR,
 ];
-/// Caught and dropped.
-const DROPPED: &[i32] = &[SIGTTIN, SIGTTOU];
 
 fn command(spec: &ChildSpec) -> Command {
     let mut cmd = Command::new(&spec.program);
@@ -161,14 +162,53 @@ fn clear_group(pgid: Pid) -> anyhow::Result<()> {
     }
 }
 
+/// Before the child exists: SIGTERM, SIGINT or SIGQUIT end the launcher at once with
+/// 128 + N, so that `docker stop` is not ignored by a PID 1 that is still waiting for
+/// the server (the kernel discards signals that PID 1 does not handle).
+pub(crate) struct EarlyStop {
+    armed: Arc<AtomicBool>,
+    ids: Vec<signal_hook::SigId>,
+}
+
+impl EarlyStop {
+    /// Installs the handlers.
+    pub(crate) fn install() -> anyhow::Result<EarlyStop> {
+        let armed = Arc::new(AtomicBool::new(true));
+        let mut ids = Vec::new();
+        for sig in [SIGTERM, SIGINT, SIGQUIT] {
+            ids.push(
+                signal_hook::flag::register_conditional_shutdown(
+                    sig,
+                    128 + sig,
+                    Arc::clone(&armed),
+                )
+                .context("installing signal handlers")?,
+            );
+        }
+        Ok(EarlyStop { armed, ids })
+    }
+
+    /// Hands signal handling over to the supervisor (whose handlers are already in).
+    fn disarm(self) {
+        self.armed.store(false, Ordering::SeqCst);
+        for id in self.ids {
+            signal_hook::low_level::unregister(id);
+        }
+    }
+}
+
 /// Supervise mode. Returns the child's exit code; re-raises its terminating signal.
 pub(crate) fn supervise(
     spec: ChildSpec,
     watch: Option<Watcher>,
     stop_timeout: Duration,
+    early: Option<EarlyStop>,
 ) -> anyhow::Result<ExitCode> {
-    let mut signals = Signals::new(FORWARDED.iter().chain(DROPPED).chain(&[SIGCHLD]))
-        .context("installing signal handlers")?;
+    let mut signals =
+        Signals::new(FORWARDED.iter().chain(&[SIGCHLD])).context("installing signal handlers")?;
+    if let Some(early) = early {
+        early.disarm();
+    }
     if nix::unistd::getpid().as_raw() != 1 {
         // Orphaned grandchildren come to us instead of the host's init.
         let _ = nix::sys::prctl::set_child_subreaper(true);
