@@ -102,9 +102,12 @@ pub enum AuditError {
     Stopped,
 }
 
+/// Answers one `record` call with the entry's sequence number.
+type Waiter = oneshot::Sender<Result<i64, String>>;
+
 struct Pending {
     row: AuditRow,
-    done: oneshot::Sender<Result<i64, String>>,
+    done: Waiter,
 }
 
 /// Handle to the writer task.
@@ -131,17 +134,18 @@ impl AuditLog {
                         Err(_) => break,
                     }
                 }
-                let (rows, waiters): (Vec<_>, Vec<_>) =
-                    batch.into_iter().map(|p| (p.row, p.done)).unzip();
+                let (rows, waiters) = coalesce(batch);
                 match store.append_audit(rows, &entry_hash).await {
                     Ok(stored) => {
-                        for (row, done) in stored.iter().zip(waiters) {
-                            let _ = done.send(Ok(row.seq));
+                        for (row, dones) in stored.iter().zip(waiters) {
+                            for done in dones {
+                                let _ = done.send(Ok(row.seq));
+                            }
                         }
                     }
                     Err(e) => {
                         tracing::error!(error = %e, "audit append failed");
-                        for done in waiters {
+                        for done in waiters.into_iter().flatten() {
                             let _ = done.send(Err(e.to_string()));
                         }
                     }
@@ -178,6 +182,58 @@ impl AuditLog {
             Err(_) => Err(AuditError::Stopped),
         }
     }
+}
+
+/// Actions whose identical events in one batch become one entry with a `count`: the
+/// launcher's whole-environment fetch, which a fleet can repeat thousands of times a
+/// second. Every event is still accounted for, and every waiter still waits for the
+/// commit of the entry that records it.
+const COALESCED: &[&str] = &["secret.export"];
+
+/// Merges identical coalescible events of a batch, keeping order by first occurrence.
+/// Returns the rows to append and, for each, the waiters it answers.
+fn coalesce(batch: Vec<Pending>) -> (Vec<AuditRow>, Vec<Vec<Waiter>>) {
+    let mut rows: Vec<AuditRow> = Vec::with_capacity(batch.len());
+    let mut waiters: Vec<Vec<Waiter>> = Vec::new();
+    let mut counts: Vec<(u64, i64)> = Vec::new(); // (count, last ts) per row
+    let mut index: std::collections::HashMap<[String; 8], usize> = std::collections::HashMap::new();
+    for p in batch {
+        if COALESCED.contains(&p.row.action.as_str()) {
+            let r = &p.row;
+            let key = [
+                r.actor.clone(),
+                r.action.clone(),
+                r.target.clone(),
+                r.result.clone(),
+                r.reason.clone(),
+                r.ip.clone(),
+                r.user_agent.clone(),
+                r.details.clone(),
+            ];
+            if let Some(&i) = index.get(&key) {
+                counts[i].0 += 1;
+                counts[i].1 = counts[i].1.max(p.row.ts);
+                waiters[i].push(p.done);
+                continue;
+            }
+            index.insert(key, rows.len());
+        }
+        counts.push((1, p.row.ts));
+        rows.push(p.row);
+        waiters.push(vec![p.done]);
+    }
+    for (row, (count, last_ts)) in rows.iter_mut().zip(counts) {
+        if count > 1 {
+            let mut details: serde_json::Value =
+                serde_json::from_str(&row.details).unwrap_or_else(|_| serde_json::json!({}));
+            if let Some(map) = details.as_object_mut() {
+                map.insert("count".into(), count.into());
+                map.insert("last_ts".into(), last_ts.into());
+            }
+            row.details = details.to_string();
+        }
+    }
+    (rows, waiters)
 }
 
 fn clip(s: &str) -> String {

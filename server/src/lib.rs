@@ -71,7 +71,10 @@ pub async fn prepare(args: &ServerArgs) -> anyhow::Result<Arc<api::AppState>> {
     secrets.verify_master_key().await?;
     let filled = secrets.backfill_fingerprints().await?;
     if filled > 0 {
-        tracing::info!(versions = filled, "fingerprinted versions written before fingerprints existed");
+        tracing::info!(
+            versions = filled,
+            "fingerprinted versions written before fingerprints existed"
+        );
     }
     bootstrap_admin(&store).await?;
     let cache_ttl = Duration::from_millis(args.cache_ttl_ms.unwrap_or(match store.backend() {

@@ -181,10 +181,19 @@ impl Secrets {
                 created_at: 0,
             };
             let value = self
-                .open(&env, &r.name, r.version, r.kek_id, r.wrapped_dek, r.ciphertext)
+                .open(
+                    &env,
+                    &r.name,
+                    r.version,
+                    r.kek_id,
+                    r.wrapped_dek,
+                    r.ciphertext,
+                )
                 .await?;
             let fp = self.fingerprint(value.expose()).await?;
-            self.store.set_fingerprint(r.secret_id, r.version, &fp).await?;
+            self.store
+                .set_fingerprint(r.secret_id, r.version, &fp)
+                .await?;
         }
         Ok(n)
     }

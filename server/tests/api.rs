@@ -421,7 +421,10 @@ async fn leak_check_matches_current_values_the_caller_may_see() {
     for b in common::backends("leak_check_matches_current_values").await {
         let api = api_on(&b).await;
         api.setup().await;
-        for (env, value) in [("prod", "prod-leak-value"), ("staging", "staging-leak-value")] {
+        for (env, value) in [
+            ("prod", "prod-leak-value"),
+            ("staging", "staging-leak-value"),
+        ] {
             let (s, _) = api
                 .json(
                     "PUT",
@@ -454,7 +457,9 @@ async fn leak_check_matches_current_values_the_caller_may_see() {
             {"value": "old-password", "id": 4},
             {"value": "new-password", "id": 5},
         ]});
-        let (s, j) = api.json("POST", "/v1/leaks/check", Some(ADMIN), body.clone()).await;
+        let (s, j) = api
+            .json("POST", "/v1/leaks/check", Some(ADMIN), body.clone())
+            .await;
         assert_eq!(s, StatusCode::OK, "{}: {j}", b.name);
         let got: Vec<(i64, String)> = j["matches"]
             .as_array()
@@ -463,7 +468,12 @@ async fn leak_check_matches_current_values_the_caller_may_see() {
             .map(|m| {
                 (
                     m["id"].as_i64().unwrap(),
-                    format!("{}/{}/{}", m["project"].as_str().unwrap(), m["environment"].as_str().unwrap(), m["name"].as_str().unwrap()),
+                    format!(
+                        "{}/{}/{}",
+                        m["project"].as_str().unwrap(),
+                        m["environment"].as_str().unwrap(),
+                        m["name"].as_str().unwrap()
+                    ),
                 )
             })
             .collect();
@@ -479,8 +489,15 @@ async fn leak_check_matches_current_values_the_caller_may_see() {
         );
         // A token scoped to staging learns nothing about prod.
         let staging = api.token(&["staging"], "read", None).await;
-        let (_, j) = api.json("POST", "/v1/leaks/check", Some(&staging), body).await;
-        let ids: Vec<i64> = j["matches"].as_array().unwrap().iter().map(|m| m["id"].as_i64().unwrap()).collect();
+        let (_, j) = api
+            .json("POST", "/v1/leaks/check", Some(&staging), body)
+            .await;
+        let ids: Vec<i64> = j["matches"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["id"].as_i64().unwrap())
+            .collect();
         assert_eq!(ids, vec![2]);
         // Fingerprints are keyed: not a plain SHA-256 of the value.
         let fp: Option<Vec<u8>> = sqlx::query_scalar(
@@ -495,10 +512,20 @@ async fn leak_check_matches_current_values_the_caller_may_see() {
         assert_ne!(fp, sha2::Sha256::digest(b"new-password").to_vec());
         assert_eq!(fp.len(), 32);
         // Too many candidates: a clear 400.
-        let many: Vec<_> = (0..501).map(|i| serde_json::json!({"value": "x", "id": i})).collect();
+        let many: Vec<_> = (0..501)
+            .map(|i| serde_json::json!({"value": "x", "id": i}))
+            .collect();
         let (s, j) = api
-            .json("POST", "/v1/leaks/check", Some(ADMIN), serde_json::json!({"candidates": many}))
+            .json(
+                "POST",
+                "/v1/leaks/check",
+                Some(ADMIN),
+                serde_json::json!({"candidates": many}),
+            )
             .await;
-        assert_eq!((s, j["code"].as_str()), (StatusCode::BAD_REQUEST, Some("too_many_candidates")));
+        assert_eq!(
+            (s, j["code"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("too_many_candidates"))
+        );
     }
 }

@@ -35,7 +35,10 @@ pub(super) async fn check(
     let fingerprints: Vec<Vec<u8>> = by_fingerprint.keys().cloned().collect();
     let mut matches = Vec::new();
     for m in state.store.fingerprint_matches(&fingerprints).await? {
-        if !auth.0.allows(&m.project, &m.environment, Permission::Metadata) {
+        if !auth
+            .0
+            .allows(&m.project, &m.environment, Permission::Metadata)
+        {
             continue;
         }
         for id in by_fingerprint.get(&m.fingerprint).into_iter().flatten() {
@@ -54,10 +57,12 @@ pub(super) async fn check(
         .collect();
     state
         .audit
-        .record(event(&auth.0, &auth.1, "leak.check", "").details(serde_json::json!({
-            "candidates": req.candidates.len(),
-            "matched": names,
-        })))
+        .record(
+            event(&auth.0, &auth.1, "leak.check", "").details(serde_json::json!({
+                "candidates": req.candidates.len(),
+                "matched": names,
+            })),
+        )
         .await?;
     Ok(Json(LeakMatches { matches }))
 }

@@ -6,7 +6,7 @@
 //! the in-process writer lock serialises them.
 
 use super::{Backend, Store, StoreError};
-use sqlx::FromRow;
+use sqlx::{Executor as _, FromRow};
 
 /// Advisory lock key of the audit chain (PostgreSQL).
 const AUDIT_LOCK_KEY: i64 = 0x656e_7673_6561_6c01;
@@ -52,11 +52,36 @@ impl Store {
     /// Returns the stored rows.
     pub async fn append_audit(
         &self,
+        rows: Vec<AuditRow>,
+        seal: &(dyn Fn(&AuditRow) -> String + Sync),
+    ) -> Result<Vec<AuditRow>, StoreError> {
+        let _w = self.writer_bumping(false).await;
+        let mut conn = self.pool.acquire().await?;
+        // On SQLite the audit batch commits without its own fsync (WAL with
+        // synchronous=NORMAL): it survives a crash of the process, and the next secret
+        // write's full sync makes it durable on disk too. Secret writes keep FULL.
+        let sqlite = self.backend == Backend::Sqlite;
+        if sqlite {
+            conn.execute("PRAGMA synchronous = NORMAL").await?;
+        }
+        let result = self.append_audit_on(&mut conn, rows, seal).await;
+        if sqlite {
+            if let Err(e) = conn.execute("PRAGMA synchronous = FULL").await {
+                // Never hand a relaxed connection back to the pool.
+                conn.detach();
+                return Err(e.into());
+            }
+        }
+        result
+    }
+
+    async fn append_audit_on(
+        &self,
+        conn: &mut sqlx::pool::PoolConnection<sqlx::Any>,
         mut rows: Vec<AuditRow>,
         seal: &(dyn Fn(&AuditRow) -> String + Sync),
     ) -> Result<Vec<AuditRow>, StoreError> {
-        let _w = self.writer().await;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = sqlx::Connection::begin(&mut **conn).await?;
         if self.backend == Backend::Postgres {
             sqlx::query("SELECT 1 FROM (SELECT pg_advisory_xact_lock($1)) AS l")
                 .bind(AUDIT_LOCK_KEY)

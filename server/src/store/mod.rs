@@ -234,12 +234,14 @@ pub struct Store {
 /// Held for the duration of one write; see [`Store::generation`].
 struct WriteGuard<'a> {
     _lock: Option<tokio::sync::MutexGuard<'a, ()>>,
-    generation: &'a AtomicU64,
+    generation: Option<&'a AtomicU64>,
 }
 
 impl Drop for WriteGuard<'_> {
     fn drop(&mut self) {
-        self.generation.fetch_add(1, Ordering::AcqRel);
+        if let Some(generation) = self.generation {
+            generation.fetch_add(1, Ordering::AcqRel);
+        }
     }
 }
 
@@ -303,13 +305,19 @@ impl Store {
     /// when the returned guard drops — after the caller's commit, because every write
     /// method takes the guard first and so drops it last.
     async fn writer(&self) -> WriteGuard<'_> {
+        self.writer_bumping(true).await
+    }
+
+    /// Like [`Store::writer`], but for writes that no cache depends on (the audit
+    /// log): the generation stays as it is.
+    async fn writer_bumping(&self, bump: bool) -> WriteGuard<'_> {
         let lock = match self.backend {
             Backend::Sqlite => Some(self.write_lock.lock().await),
             Backend::Postgres => None,
         };
         WriteGuard {
             _lock: lock,
-            generation: &self.generation,
+            generation: bump.then_some(&self.generation),
         }
     }
 
@@ -682,7 +690,9 @@ impl Store {
 
     /// Current, undestroyed versions that have no fingerprint yet (written before
     /// fingerprints existed), with what is needed to open them.
-    pub async fn versions_without_fingerprint(&self) -> Result<Vec<UnfingerprintedRow>, StoreError> {
+    pub async fn versions_without_fingerprint(
+        &self,
+    ) -> Result<Vec<UnfingerprintedRow>, StoreError> {
         Ok(sqlx::query_as(
             "SELECT e.project_id, e.id AS environment_id, s.id AS secret_id, s.name, v.version, \
              v.kek_id, v.wrapped_dek, v.ciphertext \
