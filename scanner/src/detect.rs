@@ -53,6 +53,8 @@ pub struct Hit {
     /// The hit only counts in a configuration file (`.env`, YAML, …); the caller
     /// decides once it knows the path.
     pub config_only: bool,
+    /// Byte offset in the buffer (lines are counted once, at the end of a scan).
+    offset: usize,
 }
 
 /// Largest buffer the scanner looks at by default (bigger blobs are skipped with a
@@ -315,13 +317,111 @@ struct Trigger {
     regex: Option<usize>,
 }
 
-/// The compiled detectors. Build once, share across threads.
-pub struct Scanner {
+/// A keyword automaton and, per pattern, the detectors it triggers (including
+/// those of every pattern that can overlap it, which a non-overlapping search
+/// would otherwise hide).
+struct Keywords {
     ac: AhoCorasick,
-    patterns: Vec<String>,
-    triggers: Vec<Trigger>,
+    triggers: Vec<Vec<Trigger>>,
+}
+
+impl Keywords {
+    fn build(entries: &[(String, Trigger)], case_insensitive: bool) -> Keywords {
+        let mut patterns: Vec<String> = Vec::new();
+        let mut base: Vec<Vec<Trigger>> = Vec::new();
+        for (pattern, trigger) in entries {
+            let key = if case_insensitive {
+                pattern.to_ascii_lowercase()
+            } else {
+                pattern.clone()
+            };
+            let i = patterns.iter().position(|p| *p == key).unwrap_or_else(|| {
+                patterns.push(key);
+                base.push(Vec::new());
+                patterns.len() - 1
+            });
+            if !base[i].iter().any(|t| t.det == trigger.det) {
+                base[i].push(*trigger);
+            }
+        }
+        let mut triggers = base.clone();
+        for (i, a) in patterns.iter().enumerate() {
+            for (j, b) in patterns.iter().enumerate() {
+                if i != j && overlaps(a, b) {
+                    for t in &base[j] {
+                        if !triggers[i].iter().any(|x| x.det == t.det) {
+                            triggers[i].push(*t);
+                        }
+                    }
+                }
+            }
+        }
+        let ac = AhoCorasickBuilder::new()
+            .match_kind(MatchKind::LeftmostLongest)
+            .ascii_case_insensitive(case_insensitive)
+            .build(&patterns[..])
+            .expect("keyword automaton builds");
+        Keywords { ac, triggers }
+    }
+}
+
+/// The compiled detectors. Build once, share across threads.
+///
+/// Two keyword sets: configuration files get every detector with ASCII
+/// case-insensitive keywords (secret-named assignments: `password`, `Api_Key`…);
+/// everything else gets the provider detectors with case-sensitive keywords, which
+/// a prefilter can skip through several times faster.
+pub struct Scanner {
+    config: Keywords,
+    other: Keywords,
+    /// The base64 needles alone, exact case: a run is decoded only if it holds one.
+    b64: AhoCorasick,
     regexes: Vec<Regex>,
     pem_begin: Regex,
+}
+
+/// What the scanner knows about the path of a buffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PathKind {
+    /// A configuration file (`.env`, YAML, JSON, TOML, INI, Dockerfile…).
+    Config,
+    /// Any other file.
+    Other,
+    /// Unknown: run everything and mark config-only hits for the caller.
+    Unknown,
+}
+
+/// Spellings of a case-insensitive context word for the case-sensitive set:
+/// `azure`, `AZURE`, `Azure`, and camel case (`secretAccessKey`).
+fn case_variants(word: &str) -> Vec<String> {
+    let lower = word.to_ascii_lowercase();
+    let upper = word.to_ascii_uppercase();
+    let mut cap = lower.clone();
+    cap[..1].make_ascii_uppercase();
+    let camel: String = lower
+        .split('_')
+        .enumerate()
+        .map(|(i, p)| {
+            let mut q = p.to_owned();
+            if i > 0 && !q.is_empty() {
+                q[..1].make_ascii_uppercase();
+            }
+            q
+        })
+        .collect();
+    let mut out = vec![lower];
+    for v in [upper, cap, camel] {
+        if !out.contains(&v) {
+            out.push(v);
+        }
+    }
+    out
+}
+
+/// Whether a match of `a` can hide a match of `b` in a non-overlapping search:
+/// `b` inside `a`, or a suffix of `a` starting `b`.
+fn overlaps(a: &str, b: &str) -> bool {
+    a.contains(b) || (1..a.len()).any(|k| b.starts_with(&a[k..]))
 }
 
 impl Default for Scanner {
@@ -350,42 +450,46 @@ fn base64_needles(prefix: &str) -> Vec<String> {
 impl Scanner {
     /// Compiles every detector.
     pub fn new() -> Self {
-        let mut patterns: Vec<String> = Vec::new();
-        let mut triggers = Vec::new();
+        let mut all: Vec<(String, Trigger)> = Vec::new();
+        let mut sensitive: Vec<(String, Trigger)> = Vec::new();
         let mut regexes = Vec::new();
         for spec in specs() {
             let regex = spec.regex.map(|r| {
                 regexes.push(Regex::new(r).expect("detector regexes are valid"));
                 regexes.len() - 1
             });
+            let trigger = Trigger {
+                det: spec.det,
+                window: spec.window,
+                regex,
+            };
             for kw in spec.keywords {
-                patterns.push((*kw).to_owned());
-                triggers.push(Trigger {
-                    det: spec.det,
-                    window: spec.window,
-                    regex,
-                });
+                all.push(((*kw).to_owned(), trigger));
+                match spec.det {
+                    Det::Assignment => {}
+                    Det::AzureContext | Det::Zhipu | Det::AwsSecret => {
+                        for v in case_variants(kw) {
+                            sensitive.push((v, trigger));
+                        }
+                    }
+                    _ => sensitive.push(((*kw).to_owned(), trigger)),
+                }
             }
         }
-        for prefix in B64_PREFIXES {
-            for needle in base64_needles(prefix) {
-                patterns.push(needle);
-                triggers.push(Trigger {
-                    det: Det::Base64,
-                    window: Window::Run,
-                    regex: None,
-                });
-            }
+        let needles: Vec<String> = B64_PREFIXES.iter().flat_map(|p| base64_needles(p)).collect();
+        let b64_trigger = Trigger {
+            det: Det::Base64,
+            window: Window::Run,
+            regex: None,
+        };
+        for needle in &needles {
+            all.push((needle.clone(), b64_trigger));
+            sensitive.push((needle.clone(), b64_trigger));
         }
-        let ac = AhoCorasickBuilder::new()
-            .match_kind(MatchKind::Standard)
-            .ascii_case_insensitive(true)
-            .build(&patterns[..])
-            .expect("keyword automaton builds");
         Scanner {
-            ac,
-            patterns,
-            triggers,
+            config: Keywords::build(&all, true),
+            other: Keywords::build(&sensitive, false),
+            b64: AhoCorasick::new(&needles).expect("needle automaton builds"),
             regexes,
             pem_begin: Regex::new(r"-----BEGIN[A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----")
                 .expect("valid regex"),
@@ -395,47 +499,76 @@ impl Scanner {
     /// Scans one buffer. `path` (when known) decides whether config-only hits count;
     /// without it they are returned marked `config_only` for the caller to decide.
     pub fn scan(&self, data: &[u8], path: Option<&str>) -> Vec<Hit> {
+        let kind = match path {
+            None => PathKind::Unknown,
+            Some(p) if is_config_path(p) => PathKind::Config,
+            Some(_) => PathKind::Other,
+        };
+        let mut hits = self.scan_kind(data, kind);
+        if path.is_some_and(is_lock_file) {
+            hits.retain(|h| h.rule != Rule::SecretAssignment);
+        }
+        hits
+    }
+
+    /// Scans one buffer whose path kind is known (Git blobs: from the tree walk).
+    pub fn scan_kind(&self, data: &[u8], kind: PathKind) -> Vec<Hit> {
         let mut hits = Vec::new();
         if is_binary(data) {
             return hits;
         }
-        self.scan_into(data, 0, &mut hits);
-        if let Some(p) = path {
-            let config = is_config_path(p);
-            let lock = is_lock_file(p);
-            hits.retain(|h| (!h.config_only || config) && !(lock && h.rule == Rule::SecretAssignment));
+        let keywords = match kind {
+            PathKind::Other => &self.other,
+            PathKind::Config | PathKind::Unknown => &self.config,
+        };
+        self.scan_into(keywords, data, 0, &mut hits);
+        if kind == PathKind::Other {
+            hits.retain(|h| !h.config_only);
         }
+        number_lines(data, &mut hits);
         dedup_hits(&mut hits);
         hits
     }
 
-    fn scan_into(&self, data: &[u8], depth: u8, hits: &mut Vec<Hit>) {
-        let mut windows: Vec<(usize, usize, usize)> = Vec::new(); // (trigger, start, end)
-        for m in self.ac.find_overlapping_iter(data) {
-            let t = m.pattern().as_usize();
-            let trig = self.triggers[t];
-            // The automaton ignores ASCII case; base64 needles must match exactly.
-            if matches!(trig.det, Det::Base64)
-                && data[m.start()..m.end()] != *self.patterns[t].as_bytes()
-            {
-                continue;
+    fn scan_into(&self, keywords: &Keywords, data: &[u8], depth: u8, hits: &mut Vec<Hit>) {
+        let mut windows: Vec<(Trigger, usize, usize)> = Vec::new();
+        let mut run_end = 0;
+        for m in keywords.ac.find_iter(data) {
+            for trig in &keywords.triggers[m.pattern().as_usize()] {
+                if matches!(trig.window, Window::Run) {
+                    if m.start() < run_end {
+                        continue; // same base64 run as the previous needle
+                    }
+                    let (s, e) = window(data, m.start(), m.end(), trig.window);
+                    run_end = e;
+                    windows.push((*trig, s, e));
+                    continue;
+                }
+                let (s, e) = window(data, m.start(), m.end(), trig.window);
+                windows.push((*trig, s, e));
             }
-            let (s, e) = window(data, m.start(), m.end(), trig.window);
-            windows.push((t, s, e));
         }
         if windows.is_empty() {
             return;
         }
-        windows.sort_unstable_by_key(|&(t, s, _)| (self.triggers[t].det, s));
-        windows.dedup_by(|a, b| self.triggers[a.0].det == self.triggers[b.0].det && a.1 == b.1);
+        windows.sort_unstable_by_key(|&(t, s, _)| (t.det, s));
+        // Merge overlapping windows of one detector (long lines, keyword runs) so no
+        // byte is searched twice by the same detector.
+        windows.dedup_by(|next, prev| {
+            if next.0.det == prev.0.det && next.1 <= prev.2 {
+                prev.2 = prev.2.max(next.2);
+                true
+            } else {
+                false
+            }
+        });
         let mut k8s_secret: Option<bool> = None;
-        for (t, s, e) in windows {
-            let trig = self.triggers[t];
+        for (trig, s, e) in windows {
             let win = &data[s..e];
             match trig.det {
                 Det::Base64 => {
                     if depth < MAX_DEPTH {
-                        self.decode_run(data, s, e, depth, hits);
+                        self.decode_run(keywords, data, s, e, depth, hits);
                     }
                 }
                 Det::Pem => self.pem(data, s, e, hits),
@@ -464,9 +597,17 @@ impl Scanner {
         }
     }
 
-    fn decode_run(&self, data: &[u8], s: usize, e: usize, depth: u8, hits: &mut Vec<Hit>) {
+    fn decode_run(
+        &self,
+        keywords: &Keywords,
+        data: &[u8],
+        s: usize,
+        e: usize,
+        depth: u8,
+        hits: &mut Vec<Hit>,
+    ) {
         let run = &data[s..e];
-        if run.len() < 16 || s >= 7 && &data[s - 7..s] == b"base64," {
+        if run.len() < 16 || s >= 7 && &data[s - 7..s] == b"base64," || !self.b64.is_match(run) {
             return;
         }
         let Some(decoded) = decode_base64(run) else { return };
@@ -474,13 +615,12 @@ impl Scanner {
             return;
         }
         let mut inner = Vec::new();
-        self.scan_into(&decoded, depth + 1, &mut inner);
-        let line = line_of(data, s);
+        self.scan_into(keywords, &decoded, depth + 1, &mut inner);
+        if has_allow_marker(data, s) {
+            return;
+        }
         for mut h in inner {
-            if has_allow_marker(data, s) {
-                continue;
-            }
-            h.line = line;
+            h.offset = s;
             h.encoding = Encoding::Base64;
             hits.push(h);
         }
@@ -488,26 +628,28 @@ impl Scanner {
 
     fn pem(&self, data: &[u8], s: usize, e: usize, hits: &mut Vec<Hit>) {
         let win = &data[s..e];
-        let Some(begin) = self.pem_begin.find(win) else { return };
-        let rest = &win[begin.end()..];
-        let Some(end_rel) = memchr::memmem::find(rest, b"-----END") else { return };
-        let body = &rest[..end_rel];
-        let tail = &rest[end_rel..];
-        let close = memchr::memmem::find(&tail[8..], b"-----").map_or(tail.len(), |i| i + 8 + 5);
-        let b64 = body
-            .iter()
-            .filter(|b| b.is_ascii_alphanumeric() || **b == b'+' || **b == b'/')
-            .count();
-        if b64 < 64 || memchr::memmem::find(body, b"...").is_some() || memchr::memmem::find(body, b"\xe2\x80\xa6").is_some() {
-            return;
+        for begin in self.pem_begin.find_iter(win) {
+            let rest = &win[begin.end()..];
+            let Some(end_rel) = memchr::memmem::find(rest, b"-----END") else { return };
+            let body = &rest[..end_rel];
+            let tail = &rest[end_rel..];
+            let close = memchr::memmem::find(&tail[8..], b"-----").map_or(tail.len(), |i| i + 8 + 5);
+            let b64 = body
+                .iter()
+                .filter(|b| b.is_ascii_alphanumeric() || **b == b'+' || **b == b'/')
+                .count();
+            if b64 < 64
+                || memchr::memmem::find(body, b"...").is_some()
+                || memchr::memmem::find(body, "\u{2026}".as_bytes()).is_some()
+                || is_placeholder_body(body)
+            {
+                continue;
+            }
+            let abs = s + begin.start();
+            let block = &data[abs..s + begin.end() + end_rel + close];
+            let Ok(value) = std::str::from_utf8(block) else { continue };
+            push(hits, data, abs, Rule::PrivateKey, value, Encoding::Plain, false);
         }
-        let abs = s + begin.start();
-        let block = &data[abs..s + begin.end() + end_rel + close];
-        let Ok(value) = std::str::from_utf8(block) else { return };
-        if is_placeholder_body(body) {
-            return;
-        }
-        push(hits, data, abs, Rule::PrivateKey, value, Encoding::Plain, false);
     }
 }
 
@@ -525,10 +667,30 @@ fn is_k8s_secret(data: &[u8]) -> bool {
     memchr::memmem::find(data, b"kind: Secret").is_some()
 }
 
+/// The line around `pos`, looking at most `MAX_LINE + 1` bytes either way (a longer
+/// line comes back clipped, which callers treat as "too long"), so that many
+/// keywords on one enormous line cost linear time.
 fn line_bounds(data: &[u8], pos: usize) -> (usize, usize) {
-    let start = memchr::memrchr(b'\n', &data[..pos]).map_or(0, |i| i + 1);
-    let end = memchr::memchr(b'\n', &data[pos..]).map_or(data.len(), |i| pos + i);
+    let lo = pos.saturating_sub(MAX_LINE + 1);
+    let hi = (pos + MAX_LINE + 1).min(data.len());
+    let start = memchr::memrchr(b'\n', &data[lo..pos]).map_or(lo, |i| lo + i + 1);
+    let end = memchr::memchr(b'\n', &data[pos..hi]).map_or(hi, |i| pos + i);
     (start, end)
+}
+
+/// Fills in `line` for every hit with one pass over the buffer.
+fn number_lines(data: &[u8], hits: &mut [Hit]) {
+    hits.sort_by_key(|h| h.offset);
+    let (mut line, mut at) = (1u32, 0usize);
+    for h in hits {
+        let to = h.offset.min(data.len());
+        if to > at {
+            let n = memchr::memchr_iter(b'\n', &data[at..to]).count();
+            line = line.saturating_add(u32::try_from(n).unwrap_or(u32::MAX));
+            at = to;
+        }
+        h.line = line;
+    }
 }
 
 fn window(data: &[u8], ms: usize, me: usize, kind: Window) -> (usize, usize) {
@@ -545,10 +707,10 @@ fn window(data: &[u8], ms: usize, me: usize, kind: Window) -> (usize, usize) {
             let (mut s, mut e) = line_bounds(data, ms);
             for _ in 0..n {
                 if s > 0 && ms - s < 2048 {
-                    s = memchr::memrchr(b'\n', &data[..s - 1]).map_or(0, |i| i + 1);
+                    s = line_bounds(data, s - 1).0;
                 }
                 if e < data.len() && e - ms < 2048 {
-                    e = memchr::memchr(b'\n', &data[e + 1..]).map_or(data.len(), |i| e + 1 + i);
+                    e = line_bounds(data, e + 1).1;
                 }
             }
             (s.max(ms.saturating_sub(4096)), e.min(me + 4096))
@@ -591,12 +753,6 @@ fn decode_base64(run: &[u8]) -> Option<Vec<u8>> {
     std.decode(trimmed).ok().or_else(|| url.decode(trimmed).ok())
 }
 
-/// 1-based line number of `pos`.
-pub(crate) fn line_of(data: &[u8], pos: usize) -> u32 {
-    let n = memchr::memchr_iter(b'\n', &data[..pos.min(data.len())]).count();
-    u32::try_from(n + 1).unwrap_or(u32::MAX)
-}
-
 const ALLOW_MARKERS: &[&[u8]] = &[b"envseal:allow", b"gitleaks:allow", b"pragma: allowlist secret"];
 
 fn has_allow_marker(data: &[u8], pos: usize) -> bool {
@@ -627,7 +783,8 @@ fn push(
     hits.push(Hit {
         rule,
         secret: SecretValue::new(value),
-        line: line_of(data, pos),
+        line: 0,
+        offset: pos,
         encoding,
         config_only,
     });
@@ -984,6 +1141,9 @@ fn compose_default(value: &str) -> Option<Option<&str>> {
 }
 
 fn assignment(data: &[u8], s: usize, e: usize, k8s_secret: bool, hits: &mut Vec<Hit>) {
+    if e - s > MAX_LINE {
+        return; // minified text, not configuration
+    }
     let Ok(line) = std::str::from_utf8(&data[s..e]) else { return };
     let Some((name, raw_value, off)) = parse_assignment(line) else { return };
     if !is_secret_name(name) {
