@@ -114,6 +114,12 @@ struct Spec {
     regex: Option<&'static str>,
 }
 
+const B64_TRIGGER: Trigger = Trigger {
+    det: Det::Base64,
+    window: Window::Run,
+    regex: None,
+};
+
 const B64_PREFIXES: &[&str] = &[
     "sk-proj-",
     "sk-svcacct-",
@@ -217,10 +223,7 @@ fn specs() -> Vec<Spec> {
         },
         Spec {
             det: Det::GitLab,
-            keywords: &[
-                "glpat-", "gldt-", "glrt-", "glptt-", "glft-", "glsoat-", "gloas-", "glcbt-",
-                "glimt-", "glagent-",
-            ],
+            keywords: &["glpat-", "gldt-", "glrt-", "glptt-", "gloas-", "glcbt-"],
             window: Window::Line,
             regex: Some(
                 r"(?:^|[^A-Za-z0-9_-])((?:glpat|gldt|glrt|glptt|glft|glsoat|gloas|glcbt|glimt|glagent)-[A-Za-z0-9_.-]{20,80})",
@@ -228,7 +231,7 @@ fn specs() -> Vec<Spec> {
         },
         Spec {
             det: Det::Slack,
-            keywords: &["xoxb-", "xoxp-", "xoxa-", "xoxr-", "xoxs-", "xoxe-", "xapp-"],
+            keywords: &["xox", "xapp-"],
             window: Window::Line,
             regex: Some(r"(xox[abeprs]-[0-9A-Za-z-]{10,250}|xapp-[0-9]-[A-Za-z0-9-]{20,250})"),
         },
@@ -240,7 +243,7 @@ fn specs() -> Vec<Spec> {
         },
         Spec {
             det: Det::Stripe,
-            keywords: &["sk_live_", "rk_live_", "sk_test_", "rk_test_"],
+            keywords: &["k_live_", "k_test_"],
             window: Window::Line,
             regex: Some(r"(?:^|[^A-Za-z0-9_])((?:sk|rk)_(?:live|test)_[0-9A-Za-z]{20,247})(?:[^A-Za-z0-9_]|$)"),
         },
@@ -344,6 +347,27 @@ impl Keywords {
                 base[i].push(*trigger);
             }
         }
+        // A pattern that starts with another is redundant: the shorter one matches
+        // wherever it does, so it takes over its detectors. Fewer patterns keep the
+        // automaton's prefilter (Teddy handles a few dozen) in play.
+        let mut keep = vec![true; patterns.len()];
+        for i in 0..patterns.len() {
+            for j in 0..patterns.len() {
+                if i != j && keep[i] && keep[j] && patterns[j].starts_with(patterns[i].as_str()) {
+                    keep[j] = false;
+                    let moved = base[j].clone();
+                    for t in moved {
+                        if !base[i].iter().any(|x| x.det == t.det) {
+                            base[i].push(t);
+                        }
+                    }
+                }
+            }
+        }
+        let mut k = keep.iter();
+        patterns.retain(|_| *k.next().expect("same length"));
+        let mut k = keep.iter();
+        base.retain(|_| *k.next().expect("same length"));
         let mut triggers = base.clone();
         for (i, a) in patterns.iter().enumerate() {
             for (j, b) in patterns.iter().enumerate() {
@@ -374,7 +398,8 @@ impl Keywords {
 pub struct Scanner {
     config: Keywords,
     other: Keywords,
-    /// The base64 needles alone, exact case: a run is decoded only if it holds one.
+    /// Base64 encodings of key prefixes, exact case, searched separately so the
+    /// keyword automata keep their prefilters; a run is decoded only if it holds one.
     b64: AhoCorasick,
     regexes: Vec<Regex>,
     pem_begin: Regex,
@@ -468,28 +493,29 @@ impl Scanner {
                 match spec.det {
                     Det::Assignment => {}
                     Det::AzureContext | Det::Zhipu | Det::AwsSecret => {
-                        for v in case_variants(kw) {
-                            sensitive.push((v, trigger));
+                        if !matches!(*kw, "aws-secret" | "awssecret" | "secretaccesskey") {
+                            for v in case_variants(kw) {
+                                sensitive.push((v, trigger));
+                            }
                         }
                     }
+                    // `postgresql://` → `postgres`: prefixes merge into one pattern.
+                    Det::Url => sensitive.push((
+                        kw.chars().take_while(char::is_ascii_alphabetic).collect(),
+                        trigger,
+                    )),
                     _ => sensitive.push(((*kw).to_owned(), trigger)),
                 }
             }
         }
         let needles: Vec<String> = B64_PREFIXES.iter().flat_map(|p| base64_needles(p)).collect();
-        let b64_trigger = Trigger {
-            det: Det::Base64,
-            window: Window::Run,
-            regex: None,
-        };
-        for needle in &needles {
-            all.push((needle.clone(), b64_trigger));
-            sensitive.push((needle.clone(), b64_trigger));
-        }
         Scanner {
             config: Keywords::build(&all, true),
             other: Keywords::build(&sensitive, false),
-            b64: AhoCorasick::new(&needles).expect("needle automaton builds"),
+            b64: AhoCorasickBuilder::new()
+                .match_kind(MatchKind::LeftmostLongest)
+                .build(&needles)
+                .expect("needle automaton builds"),
             regexes,
             pem_begin: Regex::new(r"-----BEGIN[A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----")
                 .expect("valid regex"),
@@ -532,20 +558,21 @@ impl Scanner {
 
     fn scan_into(&self, keywords: &Keywords, data: &[u8], depth: u8, hits: &mut Vec<Hit>) {
         let mut windows: Vec<(Trigger, usize, usize)> = Vec::new();
-        let mut run_end = 0;
         for m in keywords.ac.find_iter(data) {
             for trig in &keywords.triggers[m.pattern().as_usize()] {
-                if matches!(trig.window, Window::Run) {
-                    if m.start() < run_end {
-                        continue; // same base64 run as the previous needle
-                    }
-                    let (s, e) = window(data, m.start(), m.end(), trig.window);
-                    run_end = e;
-                    windows.push((*trig, s, e));
-                    continue;
-                }
                 let (s, e) = window(data, m.start(), m.end(), trig.window);
                 windows.push((*trig, s, e));
+            }
+        }
+        if depth < MAX_DEPTH {
+            let mut run_end = 0;
+            for m in self.b64.find_iter(data) {
+                if m.start() < run_end {
+                    continue; // same base64 run as the previous needle
+                }
+                let (s, e) = window(data, m.start(), m.end(), Window::Run);
+                run_end = e;
+                windows.push((B64_TRIGGER, s, e));
             }
         }
         if windows.is_empty() {
@@ -1220,6 +1247,12 @@ fn assignment(data: &[u8], s: usize, e: usize, k8s_secret: bool, hits: &mut Vec<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn case_sensitive_keyword_set_stays_small_enough_for_a_prefilter() {
+        let s = Scanner::new();
+        assert!(s.other.ac.patterns_len() <= 64, "{}", s.other.ac.patterns_len());
+    }
 
     #[test]
     fn base62_checksum_matches_a_known_vector() {
