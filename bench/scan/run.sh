@@ -20,13 +20,17 @@ eval "$("$root/../shared/bench/peers.sh" 2>/dev/null || /work/shared/bench/peers
 
 # measure NAME CMD… → "wall_median_s max_rss_kib"
 measure() {
-  local walls=() rss=0 out
+  local walls=() rss=0 out tf
+  tf=$(mktemp)
   for _ in $(seq "$runs"); do
-    out=$( { /usr/bin/time -f "%e %M" "$@" >/dev/null 2>/dev/null; } 2>&1 | tail -1)
+    # Scanners exit non-zero when they find something; only the timing matters.
+    /usr/bin/time -f "%e %M" -o "$tf" "$@" >/dev/null 2>&1 || true
+    out=$(tail -1 "$tf")
     walls+=("${out% *}")
     local r=${out#* }
     [ "$r" -gt "$rss" ] && rss=$r
   done
+  rm -f "$tf"
   printf '%s %s\n' "$(printf '%s\n' "${walls[@]}" | sort -n | sed -n "$(( (runs + 1) / 2 ))p")" "$rss"
 }
 
