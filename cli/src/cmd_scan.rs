@@ -119,7 +119,9 @@ pub fn run(global: &Global, args: ScanArgs) -> anyhow::Result<ExitCode> {
     };
     if let Some(n) = args.threads {
         // Ignore the error when a pool already exists (tests calling run twice).
-        let _ = rayon::ThreadPoolBuilder::new().num_threads(n).build_global();
+        let _ = rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build_global();
     }
     let scanner = Scanner::new();
     let show_bar = !args.no_progress && !args.staged && std::io::stderr().is_terminal();

@@ -44,7 +44,10 @@ fn exit_codes_and_redaction() {
     for format in ["human", "json", "sarif"] {
         let out = envseal(&["scan", "--format", format], repo.path());
         assert_eq!(out.status.code(), Some(1), "{format}");
-        assert!(!stdout(&out).contains(&key), "{format} output must not reveal the value");
+        assert!(
+            !stdout(&out).contains(&key),
+            "{format} output must not reveal the value"
+        );
         assert!(!String::from_utf8_lossy(&out.stderr).contains(&key));
     }
     let report = json(&envseal(&["scan", "--format", "json"], repo.path()));
@@ -56,7 +59,10 @@ fn exit_codes_and_redaction() {
     assert_eq!(f["fingerprint"].as_str().unwrap().len(), 32);
     assert!(f["locations"].is_array());
     assert!(f.get("secret").is_none());
-    let revealed = json(&envseal(&["scan", "--format", "json", "--reveal"], repo.path()));
+    let revealed = json(&envseal(
+        &["scan", "--format", "json", "--reveal"],
+        repo.path(),
+    ));
     assert_eq!(revealed["findings"][0]["secret"], key.as_str());
 
     let dir = tempfile::tempdir().unwrap();
@@ -126,11 +132,21 @@ fn baseline_is_keyed_by_fingerprint_not_line() {
     let w = envseal(&["scan", "--write-baseline", b], repo.path());
     assert_eq!(w.status.code(), Some(0));
     assert!(!std::fs::read_to_string(&baseline).unwrap().contains(&key));
-    assert_eq!(envseal(&["scan", "--baseline", b], repo.path()).status.code(), Some(0));
+    assert_eq!(
+        envseal(&["scan", "--baseline", b], repo.path())
+            .status
+            .code(),
+        Some(0)
+    );
     // Moving the value elsewhere keeps it accepted; a new value is reported.
     repo.write("other/place.sh", &format!("# moved\n\nT={key}\n"));
     repo.commit("move");
-    assert_eq!(envseal(&["scan", "--baseline", b], repo.path()).status.code(), Some(0));
+    assert_eq!(
+        envseal(&["scan", "--baseline", b], repo.path())
+            .status
+            .code(),
+        Some(0)
+    );
     let new = github_token('s');
     repo.write("b.sh", &format!("T={new}\n"));
     repo.commit("new");
@@ -147,12 +163,21 @@ fn state_file_scans_only_new_commits() {
     let state_dir = tempfile::tempdir().unwrap();
     let state = state_dir.path().join("state.json");
     let s = state.to_str().unwrap();
-    assert_eq!(envseal(&["scan", "--state", s], repo.path()).status.code(), Some(1));
-    assert_eq!(envseal(&["scan", "--state", s], repo.path()).status.code(), Some(0));
+    assert_eq!(
+        envseal(&["scan", "--state", s], repo.path()).status.code(),
+        Some(1)
+    );
+    assert_eq!(
+        envseal(&["scan", "--state", s], repo.path()).status.code(),
+        Some(0)
+    );
     let pw = password();
     repo.write("b/.env", &format!("DB_PASSWORD={pw}\n"));
     repo.commit("two");
-    let out = envseal(&["scan", "--state", s, "--format", "json", "--reveal"], repo.path());
+    let out = envseal(
+        &["scan", "--state", s, "--format", "json", "--reveal"],
+        repo.path(),
+    );
     assert_eq!(out.status.code(), Some(1));
     let report = json(&out);
     assert_eq!(report["findings"].as_array().unwrap().len(), 1);
@@ -170,10 +195,16 @@ fn staged_blocks_an_added_key() {
     let mut repo = Repo::new();
     repo.write("README.md", "x\n");
     repo.commit("init");
-    assert_eq!(envseal(&["scan", "--staged"], repo.path()).status.code(), Some(0));
+    assert_eq!(
+        envseal(&["scan", "--staged"], repo.path()).status.code(),
+        Some(0)
+    );
     repo.write("x.py", &format!("KEY = \"{}\"\n", github_token('p')));
     repo.git(&["add", "x.py"]);
-    assert_eq!(envseal(&["scan", "--staged"], repo.path()).status.code(), Some(1));
+    assert_eq!(
+        envseal(&["scan", "--staged"], repo.path()).status.code(),
+        Some(1)
+    );
 }
 
 /// A one-request HTTP server: records the request, answers with `body`.
@@ -217,7 +248,8 @@ fn check_server_marks_live_findings() {
     repo.write("a.sh", &format!("T={key}\n"));
     repo.commit("leak");
     let (addr, server) = stub_server(
-        r#"{"matches":[{"id":0,"project":"dify","environment":"prod","name":"GITHUB_TOKEN"}]}"#.to_owned(),
+        r#"{"matches":[{"id":0,"project":"dify","environment":"prod","name":"GITHUB_TOKEN"}]}"#
+            .to_owned(),
     );
     let out = Command::new(env!("CARGO_BIN_EXE_envseal"))
         .args(["scan", "--check-server", "--format", "json"])

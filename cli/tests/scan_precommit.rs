@@ -16,7 +16,9 @@ fn find_pre_commit() -> Option<PathBuf> {
     if let Some(home) = std::env::var_os("HOME") {
         dirs.push(PathBuf::from(home).join(".cache/envseal-ci-tools/bin"));
     }
-    dirs.into_iter().map(|d| d.join("pre-commit")).find(|p| p.is_file())
+    dirs.into_iter()
+        .map(|d| d.join("pre-commit"))
+        .find(|p| p.is_file())
 }
 
 #[test]
@@ -46,10 +48,13 @@ fn pre_commit_hook_blocks_a_key_and_passes_a_clean_commit() {
         ),
     );
     project.commit("config");
-    let bin_dir = PathBuf::from(env!("CARGO_BIN_EXE_envseal")).parent().unwrap().to_owned();
-    let path = std::env::join_paths(
-        std::iter::once(bin_dir).chain(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())),
-    )
+    let bin_dir = PathBuf::from(env!("CARGO_BIN_EXE_envseal"))
+        .parent()
+        .unwrap()
+        .to_owned();
+    let path = std::env::join_paths(std::iter::once(bin_dir).chain(std::env::split_paths(
+        &std::env::var_os("PATH").unwrap_or_default(),
+    )))
     .unwrap();
     let cache = tempfile::tempdir().unwrap();
     let run = |args: &[&str]| {
@@ -68,7 +73,11 @@ fn pre_commit_hook_blocks_a_key_and_passes_a_clean_commit() {
             .unwrap()
     };
     let install = run(&[pre_commit.to_str().unwrap(), "install"]);
-    assert!(install.status.success(), "{}", String::from_utf8_lossy(&install.stderr));
+    assert!(
+        install.status.success(),
+        "{}",
+        String::from_utf8_lossy(&install.stderr)
+    );
 
     let key = corpus::github_token('p');
     project.write("deploy.sh", &format!("export GITHUB_TOKEN={key}\n"));
@@ -79,9 +88,15 @@ fn pre_commit_hook_blocks_a_key_and_passes_a_clean_commit() {
         String::from_utf8_lossy(&blocked.stdout),
         String::from_utf8_lossy(&blocked.stderr)
     );
-    assert!(!blocked.status.success(), "the commit with a key must be blocked:\n{text}");
+    assert!(
+        !blocked.status.success(),
+        "the commit with a key must be blocked:\n{text}"
+    );
     assert!(text.contains("github-token"), "{text}");
-    assert!(!text.contains(&key), "the hook output must not reveal the key");
+    assert!(
+        !text.contains(&key),
+        "the hook output must not reveal the key"
+    );
     assert_eq!(project.git(&["rev-list", "--count", "HEAD"]), "1");
 
     project.git(&["reset", "-q"]);

@@ -181,7 +181,9 @@ fn specs() -> Vec<Spec> {
             det: Det::AzureSignature,
             keywords: &["JQQJ9"],
             window: Window::Line,
-            regex: Some(r"(?:^|[^0-9A-Za-z])([0-9A-Za-z]{52}JQQJ9[0-9A-Za-z]{27})(?:[^0-9A-Za-z]|$)"),
+            regex: Some(
+                r"(?:^|[^0-9A-Za-z])([0-9A-Za-z]{52}JQQJ9[0-9A-Za-z]{27})(?:[^0-9A-Za-z]|$)",
+            ),
         },
         Spec {
             det: Det::Zhipu,
@@ -239,13 +241,17 @@ fn specs() -> Vec<Spec> {
             det: Det::SlackHook,
             keywords: &["hooks.slack.com"],
             window: Window::Line,
-            regex: Some(r"(https://hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9/_+-]{20,200})"),
+            regex: Some(
+                r"(https://hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9/_+-]{20,200})",
+            ),
         },
         Spec {
             det: Det::Stripe,
             keywords: &["k_live_", "k_test_"],
             window: Window::Line,
-            regex: Some(r"(?:^|[^A-Za-z0-9_])((?:sk|rk)_(?:live|test)_[0-9A-Za-z]{20,247})(?:[^A-Za-z0-9_]|$)"),
+            regex: Some(
+                r"(?:^|[^A-Za-z0-9_])((?:sk|rk)_(?:live|test)_[0-9A-Za-z]{20,247})(?:[^A-Za-z0-9_]|$)",
+            ),
         },
         Spec {
             det: Det::HuggingFace,
@@ -276,9 +282,21 @@ fn specs() -> Vec<Spec> {
         Spec {
             det: Det::Url,
             keywords: &[
-                "postgres://", "postgresql://", "postgresql+", "postgres+", "mysql://", "mysql+",
-                "mariadb://", "mariadb+", "redis://", "rediss://", "sentinel://", "amqp://",
-                "amqps://", "mongodb://", "mongodb+srv://",
+                "postgres://",
+                "postgresql://",
+                "postgresql+",
+                "postgres+",
+                "mysql://",
+                "mysql+",
+                "mariadb://",
+                "mariadb+",
+                "redis://",
+                "rediss://",
+                "sentinel://",
+                "amqp://",
+                "amqps://",
+                "mongodb://",
+                "mongodb+srv://",
             ],
             window: Window::Line,
             regex: Some(
@@ -295,15 +313,34 @@ fn specs() -> Vec<Spec> {
             det: Det::DifyDataset,
             keywords: &["dataset-", "ds-"],
             window: Window::Line,
-            regex: Some(r"(?:^|[^A-Za-z0-9_-])((?:dataset|ds)-[A-Za-z0-9]{24})(?:[^A-Za-z0-9_-]|$)"),
+            regex: Some(
+                r"(?:^|[^A-Za-z0-9_-])((?:dataset|ds)-[A-Za-z0-9]{24})(?:[^A-Za-z0-9_-]|$)",
+            ),
         },
         Spec {
             det: Det::Assignment,
             keywords: &[
-                "password", "passwd", "pwd", "secret", "token", "api_key", "apikey", "api-key",
-                "access_key", "accesskey", "private_key", "privatekey", "credential",
-                "account_key", "server_key", "daemon_key", "encryption_key", "signing_key",
-                "master_key", "auth_key", "_pass",
+                "password",
+                "passwd",
+                "pwd",
+                "secret",
+                "token",
+                "api_key",
+                "apikey",
+                "api-key",
+                "access_key",
+                "accesskey",
+                "private_key",
+                "privatekey",
+                "credential",
+                "account_key",
+                "server_key",
+                "daemon_key",
+                "encryption_key",
+                "signing_key",
+                "master_key",
+                "auth_key",
+                "_pass",
             ],
             window: Window::Line,
             regex: None,
@@ -508,7 +545,10 @@ impl Scanner {
                 }
             }
         }
-        let needles: Vec<String> = B64_PREFIXES.iter().flat_map(|p| base64_needles(p)).collect();
+        let needles: Vec<String> = B64_PREFIXES
+            .iter()
+            .flat_map(|p| base64_needles(p))
+            .collect();
         Scanner {
             config: Keywords::build(&all, true),
             other: Keywords::build(&sensitive, false),
@@ -637,7 +677,9 @@ impl Scanner {
         if run.len() < 16 || s >= 7 && &data[s - 7..s] == b"base64," || !self.b64.is_match(run) {
             return;
         }
-        let Some(decoded) = decode_base64(run) else { return };
+        let Some(decoded) = decode_base64(run) else {
+            return;
+        };
         if is_binary(&decoded) {
             return;
         }
@@ -657,10 +699,13 @@ impl Scanner {
         let win = &data[s..e];
         for begin in self.pem_begin.find_iter(win) {
             let rest = &win[begin.end()..];
-            let Some(end_rel) = memchr::memmem::find(rest, b"-----END") else { return };
+            let Some(end_rel) = memchr::memmem::find(rest, b"-----END") else {
+                return;
+            };
             let body = &rest[..end_rel];
             let tail = &rest[end_rel..];
-            let close = memchr::memmem::find(&tail[8..], b"-----").map_or(tail.len(), |i| i + 8 + 5);
+            let close =
+                memchr::memmem::find(&tail[8..], b"-----").map_or(tail.len(), |i| i + 8 + 5);
             let b64 = body
                 .iter()
                 .filter(|b| b.is_ascii_alphanumeric() || **b == b'+' || **b == b'/')
@@ -674,8 +719,18 @@ impl Scanner {
             }
             let abs = s + begin.start();
             let block = &data[abs..s + begin.end() + end_rel + close];
-            let Ok(value) = std::str::from_utf8(block) else { continue };
-            push(hits, data, abs, Rule::PrivateKey, value, Encoding::Plain, false);
+            let Ok(value) = std::str::from_utf8(block) else {
+                continue;
+            };
+            push(
+                hits,
+                data,
+                abs,
+                Rule::PrivateKey,
+                value,
+                Encoding::Plain,
+                false,
+            );
         }
     }
 }
@@ -747,7 +802,8 @@ fn window(data: &[u8], ms: usize, me: usize, kind: Window) -> (usize, usize) {
             (s, (ms + 65536).min(data.len()))
         }
         Window::Run => {
-            let is_b64 = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=' | b'-' | b'_');
+            let is_b64 =
+                |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=' | b'-' | b'_');
             let mut s = ms;
             while s > 0 && is_b64(data[s - 1]) && ms - s < 65536 {
                 s -= 1;
@@ -777,10 +833,16 @@ fn decode_base64(run: &[u8]) -> Option<Vec<u8>> {
         let cut = t.len() - t.len() % 4 * usize::from(t.len() % 4 == 1);
         &t[..cut]
     };
-    std.decode(trimmed).ok().or_else(|| url.decode(trimmed).ok())
+    std.decode(trimmed)
+        .ok()
+        .or_else(|| url.decode(trimmed).ok())
 }
 
-const ALLOW_MARKERS: &[&[u8]] = &[b"envseal:allow", b"gitleaks:allow", b"pragma: allowlist secret"];
+const ALLOW_MARKERS: &[&[u8]] = &[
+    b"envseal:allow",
+    b"gitleaks:allow",
+    b"pragma: allowlist secret",
+];
 
 fn has_allow_marker(data: &[u8], pos: usize) -> bool {
     let (s, e) = line_bounds(data, pos.min(data.len()));
@@ -826,7 +888,9 @@ fn dedup_hits(hits: &mut Vec<Hit>) {
 
 /// Keeps one hit per distinct value: the one whose rule comes first in [`Rule::ALL`].
 pub fn best_per_value(mut hits: Vec<Hit>) -> Vec<Hit> {
-    hits.sort_by(|a, b| (a.secret.expose(), a.rule, a.line).cmp(&(b.secret.expose(), b.rule, b.line)));
+    hits.sort_by(|a, b| {
+        (a.secret.expose(), a.rule, a.line).cmp(&(b.secret.expose(), b.rule, b.line))
+    });
     hits.dedup_by(|a, b| a.secret == b.secret);
     hits
 }
@@ -843,7 +907,9 @@ fn context_has(data: &[u8], pos: usize, words: &[&str]) -> bool {
 /// GitHub's token checksum: the last six characters are the base62 CRC32 of the
 /// thirty random characters before them.
 pub(crate) fn github_checksum_ok(token: &str) -> bool {
-    let Some(body) = token.get(4..) else { return false };
+    let Some(body) = token.get(4..) else {
+        return false;
+    };
     if body.len() != 36 {
         return false;
     }
@@ -870,7 +936,9 @@ fn is_hex32(s: &str) -> bool {
 
 fn jwt_ok(token: &str) -> bool {
     let mut parts = token.split('.');
-    let (Some(h), Some(p)) = (parts.next(), parts.next()) else { return false };
+    let (Some(h), Some(p)) = (parts.next(), parts.next()) else {
+        return false;
+    };
     let dec = |s: &str| {
         base64::engine::general_purpose::URL_SAFE_NO_PAD
             .decode(s.trim_end_matches('='))
@@ -912,7 +980,14 @@ fn classify(det: Det, value: &str, data: &[u8], pos: usize) -> Option<Rule> {
                 } else if context_has(
                     data,
                     pos,
-                    &["dashscope", "qwen", "aliyun", "bailian", "tongyi", "alibaba"],
+                    &[
+                        "dashscope",
+                        "qwen",
+                        "aliyun",
+                        "bailian",
+                        "tongyi",
+                        "alibaba",
+                    ],
                 ) {
                     Rule::DashScope
                 } else {
@@ -935,7 +1010,11 @@ fn classify(det: Det, value: &str, data: &[u8], pos: usize) -> Option<Rule> {
         Det::Anthropic => looks_generated(&value[14..], 4.0).then_some(Rule::Anthropic),
         Det::Google => looks_generated(&value[4..], 3.5).then_some(Rule::GoogleApiKey),
         Det::AzureContext => {
-            if !context_has(data, pos, &["openai", "cognitive", "api-key", "api_key", "apikey"]) {
+            if !context_has(
+                data,
+                pos,
+                &["openai", "cognitive", "api-key", "api_key", "apikey"],
+            ) {
                 return None;
             }
             let (lo, up, di, _) = classes(value);
@@ -949,7 +1028,11 @@ fn classify(det: Det, value: &str, data: &[u8], pos: usize) -> Option<Rule> {
             if lo == 0 || up == 0 || di == 0 || entropy(value) < 4.0 {
                 return None;
             }
-            if !context_has(data, pos, &["aws", "secret_access", "secretaccess", "akia", "asia"]) {
+            if !context_has(
+                data,
+                pos,
+                &["aws", "secret_access", "secretaccess", "akia", "asia"],
+            ) {
                 return None;
             }
             Some(Rule::AwsSecretAccessKey)
@@ -1014,7 +1097,15 @@ fn url(data: &[u8], _abs: usize, caps: &regex::bytes::Captures<'_>, hits: &mut V
     let host = String::from_utf8_lossy(host.as_bytes()).to_ascii_lowercase();
     let pos = pass.start();
     if dify::is_distinctive_default(&decoded) {
-        push(hits, data, pos, Rule::DifyDefault, &decoded, encoding, false);
+        push(
+            hits,
+            data,
+            pos,
+            Rule::DifyDefault,
+            &decoded,
+            encoding,
+            false,
+        );
         return;
     }
     if decoded.len() < 6
@@ -1029,7 +1120,10 @@ fn url(data: &[u8], _abs: usize, caps: &regex::bytes::Captures<'_>, hits: &mut V
         || is_trivial_password(&decoded)
         || decoded == user
         || host.contains("example")
-        || matches!(decoded.as_str(), "pass" | "pw" | "secret" | "password" | "***")
+        || matches!(
+            decoded.as_str(),
+            "pass" | "pw" | "secret" | "password" | "***"
+        )
     {
         return;
     }
@@ -1058,7 +1152,9 @@ fn url(data: &[u8], _abs: usize, caps: &regex::bytes::Captures<'_>, hits: &mut V
 /// `mysecretpassword`, `testpass`).
 fn is_human_placeholder(value: &str) -> bool {
     let lower = value.to_ascii_lowercase();
-    ["password", "passwd", "secret", "changeme"].iter().any(|w| lower.contains(w))
+    ["password", "passwd", "secret", "changeme"]
+        .iter()
+        .any(|w| lower.contains(w))
         || lower.starts_with("test")
 }
 
@@ -1070,31 +1166,112 @@ fn is_code_path(value: &str) -> bool {
             && !s.as_bytes()[0].is_ascii_digit()
     };
     value.contains("::") && value.split("::").all(ident)
-        || value.contains('.') && value.split('.').all(ident) && value.split('.').count() >= 2 && !value.bytes().any(|b| b.is_ascii_digit())
+        || value.contains('.')
+            && value.split('.').all(ident)
+            && value.split('.').count() >= 2
+            && !value.bytes().any(|b| b.is_ascii_digit())
 }
 
 /// Whether an assignment's name says it holds a secret.
 pub(crate) fn is_secret_name(name: &str) -> bool {
     let n = name.to_ascii_lowercase().replace(['-', '.'], "_");
     const EXCLUDE: &[&str] = &[
-        "public", "publishable", "tokens", "tokenizer", "token_type", "expire", "expiry",
-        "_file", "_path", "_dir", "_url", "_uri", "_endpoint", "enabled", "_enable", "_type",
-        "length", "_size", "timeout", "_mode", "provider", "_name", "_user", "username",
-        "header", "max_", "min_", "_count", "_ttl", "minutes", "seconds", "_days", "_hours",
-        "algorithm", "_method", "policy", "_prefix", "_format", "_region", "_version",
-        "_limit", "_field", "_param", "_label", "placeholder", "_hint", "_required",
-        "rotation", "_location", "_ref", "_class", "_storage", "_id", "_ids", "_input",
-        "_regex", "_pattern", "_message", "_description", "_title", "reset", "forgot",
-        "_policy", "_strength", "_kind", "_scope", "_audience", "_issuer", "_key_name",
-        "_secret_name", "_mount", "_volume",
+        "public",
+        "publishable",
+        "tokens",
+        "tokenizer",
+        "token_type",
+        "expire",
+        "expiry",
+        "_file",
+        "_path",
+        "_dir",
+        "_url",
+        "_uri",
+        "_endpoint",
+        "enabled",
+        "_enable",
+        "_type",
+        "length",
+        "_size",
+        "timeout",
+        "_mode",
+        "provider",
+        "_name",
+        "_user",
+        "username",
+        "header",
+        "max_",
+        "min_",
+        "_count",
+        "_ttl",
+        "minutes",
+        "seconds",
+        "_days",
+        "_hours",
+        "algorithm",
+        "_method",
+        "policy",
+        "_prefix",
+        "_format",
+        "_region",
+        "_version",
+        "_limit",
+        "_field",
+        "_param",
+        "_label",
+        "placeholder",
+        "_hint",
+        "_required",
+        "rotation",
+        "_location",
+        "_ref",
+        "_class",
+        "_storage",
+        "_id",
+        "_ids",
+        "_input",
+        "_regex",
+        "_pattern",
+        "_message",
+        "_description",
+        "_title",
+        "reset",
+        "forgot",
+        "_policy",
+        "_strength",
+        "_kind",
+        "_scope",
+        "_audience",
+        "_issuer",
+        "_key_name",
+        "_secret_name",
+        "_mount",
+        "_volume",
     ];
     if n.ends_with("_id") || EXCLUDE.iter().any(|x| n.contains(x)) {
         return false;
     }
     const INCLUDE: &[&str] = &[
-        "password", "passwd", "secret", "token", "api_key", "apikey", "access_key", "accesskey",
-        "private_key", "privatekey", "credential", "account_key", "server_key", "daemon_key",
-        "encryption_key", "signing_key", "master_key", "auth_key", "authkey",
+        "password",
+        "passwd",
+        "secret",
+        "token",
+        "api_key",
+        "apikey",
+        "access_key",
+        "accesskey",
+        "private_key",
+        "privatekey",
+        "credential",
+        "account_key",
+        "server_key",
+        "daemon_key",
+        "encryption_key",
+        "signing_key",
+        "master_key",
+        "auth_key",
+        "authkey",
     ];
     INCLUDE.iter().any(|x| n.contains(x))
         || n.ends_with("_pass")
@@ -1132,7 +1309,10 @@ pub(crate) fn parse_assignment(line: &str) -> Option<(&str, &str, usize)> {
         after = after.strip_prefix(['"', '\''])?;
     }
     let trimmed = after.trim_start();
-    let value_part = if let Some(v) = trimmed.strip_prefix(':').or_else(|| trimmed.strip_prefix('=')) {
+    let value_part = if let Some(v) = trimmed
+        .strip_prefix(':')
+        .or_else(|| trimmed.strip_prefix('='))
+    {
         if v.starts_with('=') {
             return None; // `==` comparison
         }
@@ -1142,7 +1322,11 @@ pub(crate) fn parse_assignment(line: &str) -> Option<(&str, &str, usize)> {
     } else {
         return None;
     };
-    let (value, off) = if let Some(q) = value_part.chars().next().filter(|c| *c == '"' || *c == '\'') {
+    let (value, off) = if let Some(q) = value_part
+        .chars()
+        .next()
+        .filter(|c| *c == '"' || *c == '\'')
+    {
         let inner = &value_part[1..];
         let end = inner.find(q)?;
         (&inner[..end], inner.as_ptr() as usize - base)
@@ -1171,8 +1355,12 @@ fn assignment(data: &[u8], s: usize, e: usize, k8s_secret: bool, hits: &mut Vec<
     if e - s > MAX_LINE {
         return; // minified text, not configuration
     }
-    let Ok(line) = std::str::from_utf8(&data[s..e]) else { return };
-    let Some((name, raw_value, off)) = parse_assignment(line) else { return };
+    let Ok(line) = std::str::from_utf8(&data[s..e]) else {
+        return;
+    };
+    let Some((name, raw_value, off)) = parse_assignment(line) else {
+        return;
+    };
     if !is_secret_name(name) {
         return;
     }
@@ -1221,7 +1409,10 @@ fn assignment(data: &[u8], s: usize, e: usize, k8s_secret: bool, hits: &mut Vec<
         || value.starts_with('>')
         || is_uuid(value)
         || value.bytes().all(|b| b.is_ascii_digit() || b == b'.')
-        || matches!(lower.as_str(), "true" | "false" | "null" | "none" | "nil" | "undefined" | "yes" | "no" | "on" | "off")
+        || matches!(
+            lower.as_str(),
+            "true" | "false" | "null" | "none" | "nil" | "undefined" | "yes" | "no" | "on" | "off"
+        )
         || name.to_ascii_lowercase().contains(&lower)
         || is_trivial_password(value)
     {
@@ -1240,7 +1431,15 @@ fn assignment(data: &[u8], s: usize, e: usize, k8s_secret: bool, hits: &mut Vec<
                 || (other > 0 && value.len() >= 12))
     };
     if ok {
-        push(hits, data, pos, Rule::SecretAssignment, value, encoding, true);
+        push(
+            hits,
+            data,
+            pos,
+            Rule::SecretAssignment,
+            value,
+            encoding,
+            true,
+        );
     }
 }
 
@@ -1251,7 +1450,11 @@ mod tests {
     #[test]
     fn case_sensitive_keyword_set_stays_small_enough_for_a_prefilter() {
         let s = Scanner::new();
-        assert!(s.other.ac.patterns_len() <= 64, "{}", s.other.ac.patterns_len());
+        assert!(
+            s.other.ac.patterns_len() <= 64,
+            "{}",
+            s.other.ac.patterns_len()
+        );
     }
 
     #[test]
@@ -1271,13 +1474,22 @@ mod tests {
 
     #[test]
     fn assignment_parser() {
-        assert_eq!(parse_assignment("DB_PASSWORD=abc").map(|x| (x.0, x.1)), Some(("DB_PASSWORD", "abc")));
+        assert_eq!(
+            parse_assignment("DB_PASSWORD=abc").map(|x| (x.0, x.1)),
+            Some(("DB_PASSWORD", "abc"))
+        );
         assert_eq!(
             parse_assignment(r#"  "password": "abc d","#).map(|x| (x.0, x.1)),
             Some(("password", "abc d"))
         );
-        assert_eq!(parse_assignment("  - KEY=v # c").map(|x| (x.0, x.1)), Some(("KEY", "v")));
-        assert_eq!(parse_assignment("ENV TOKEN abc").map(|x| (x.0, x.1)), Some(("TOKEN", "abc")));
+        assert_eq!(
+            parse_assignment("  - KEY=v # c").map(|x| (x.0, x.1)),
+            Some(("KEY", "v"))
+        );
+        assert_eq!(
+            parse_assignment("ENV TOKEN abc").map(|x| (x.0, x.1)),
+            Some(("TOKEN", "abc"))
+        );
         assert_eq!(parse_assignment("if a == b"), None);
         assert_eq!(compose_default("${A:-x}"), Some(Some("x")));
         assert_eq!(compose_default("${A}"), Some(None));
@@ -1285,10 +1497,23 @@ mod tests {
 
     #[test]
     fn secret_names() {
-        for n in ["DB_PASSWORD", "SECRET_KEY", "openai_api_key", "apiKey", "PLUGIN_DAEMON_KEY", "GITHUB_TOKEN"] {
+        for n in [
+            "DB_PASSWORD",
+            "SECRET_KEY",
+            "openai_api_key",
+            "apiKey",
+            "PLUGIN_DAEMON_KEY",
+            "GITHUB_TOKEN",
+        ] {
             assert!(is_secret_name(n), "{n}");
         }
-        for n in ["ACCESS_TOKEN_EXPIRE_MINUTES", "MAX_TOKENS", "SECRET_ID", "TIDB_PUBLIC_KEY", "PASSWORD_FILE"] {
+        for n in [
+            "ACCESS_TOKEN_EXPIRE_MINUTES",
+            "MAX_TOKENS",
+            "SECRET_ID",
+            "TIDB_PUBLIC_KEY",
+            "PASSWORD_FILE",
+        ] {
             assert!(!is_secret_name(n), "{n}");
         }
     }

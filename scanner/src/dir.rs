@@ -68,16 +68,22 @@ pub fn scan_directory(
                 .replace('\\', "/");
             let size = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
             if size > opts.max_blob_size {
-                notices.lock().expect("no poisoning").push(Notice::TooLarge { what: rel, size });
+                notices
+                    .lock()
+                    .expect("no poisoning")
+                    .push(Notice::TooLarge { what: rel, size });
                 return None;
             }
             let data = match std::fs::read(file) {
                 Ok(d) => d,
                 Err(e) => {
-                    notices.lock().expect("no poisoning").push(Notice::Unreadable {
-                        what: rel,
-                        source: Box::new(e),
-                    });
+                    notices
+                        .lock()
+                        .expect("no poisoning")
+                        .push(Notice::Unreadable {
+                            what: rel,
+                            source: Box::new(e),
+                        });
                     return None;
                 }
             };

@@ -25,10 +25,38 @@ pub(crate) fn entropy(s: &str) -> f64 {
 
 /// Markers of a value that stands for a secret without being one.
 const PLACEHOLDER_WORDS: &[&str] = &[
-    "your", "xxxx", "changeme", "change_me", "change-me", "placeholder", "example", "dummy",
-    "sample", "replace", "insert_", "insert-", "redacted", "****", "....", "…", "todo",
-    "fixme", "foobar", "lorem", "<", ">", "notreal", "not_real", "not-real", "put_", "enter_",
-    "enter-", "secret_here", "key_here", "_here", "-here",
+    "your",
+    "xxxx",
+    "changeme",
+    "change_me",
+    "change-me",
+    "placeholder",
+    "example",
+    "dummy",
+    "sample",
+    "replace",
+    "insert_",
+    "insert-",
+    "redacted",
+    "****",
+    "....",
+    "…",
+    "todo",
+    "fixme",
+    "foobar",
+    "lorem",
+    "<",
+    ">",
+    "notreal",
+    "not_real",
+    "not-real",
+    "put_",
+    "enter_",
+    "enter-",
+    "secret_here",
+    "key_here",
+    "_here",
+    "-here",
 ];
 
 /// Whether a value is a placeholder such as `your-key-here`, `xxxx…`, `changeme`,
@@ -80,9 +108,30 @@ pub(crate) fn is_reference(value: &str) -> bool {
         return true;
     }
     const REFS: &[&str] = &[
-        "${", "{{", "}}", "$(", "%(", "<%", "os.environ", "os.getenv", "getenv(", "process.env",
-        "env(", "env[", "environ[", "environ.get", "settings.", "config.", "secrets.", "vault:",
-        "enc[", "arn:aws:", "secretref", "valuefrom", "secretkeyref", "$ansible_vault",
+        "${",
+        "{{",
+        "}}",
+        "$(",
+        "%(",
+        "<%",
+        "os.environ",
+        "os.getenv",
+        "getenv(",
+        "process.env",
+        "env(",
+        "env[",
+        "environ[",
+        "environ.get",
+        "settings.",
+        "config.",
+        "secrets.",
+        "vault:",
+        "enc[",
+        "arn:aws:",
+        "secretref",
+        "valuefrom",
+        "secretkeyref",
+        "$ansible_vault",
     ];
     let lower = v.to_ascii_lowercase();
     REFS.iter().any(|r| lower.contains(r))
@@ -110,11 +159,44 @@ pub(crate) fn is_documented_example(value: &str) -> bool {
 /// (unless they are one of Dify's shipped defaults, checked before this).
 pub(crate) fn is_trivial_password(value: &str) -> bool {
     const TRIVIAL: &[&str] = &[
-        "password", "passwd", "pass", "postgres", "postgresql", "mysql", "root", "admin",
-        "test", "tests", "testing", "secret", "guest", "user", "redis", "rabbitmq", "mongo",
-        "mongodb", "example", "changeme", "default", "letmein", "pwd", "1234", "12345",
-        "123456", "mariadb", "sa", "oracle", "docker", "dev", "development", "local", "demo",
-        "qwerty", "toor", "sqlx", "pg",
+        "password",
+        "passwd",
+        "pass",
+        "postgres",
+        "postgresql",
+        "mysql",
+        "root",
+        "admin",
+        "test",
+        "tests",
+        "testing",
+        "secret",
+        "guest",
+        "user",
+        "redis",
+        "rabbitmq",
+        "mongo",
+        "mongodb",
+        "example",
+        "changeme",
+        "default",
+        "letmein",
+        "pwd",
+        "1234",
+        "12345",
+        "123456",
+        "mariadb",
+        "sa",
+        "oracle",
+        "docker",
+        "dev",
+        "development",
+        "local",
+        "demo",
+        "qwerty",
+        "toor",
+        "sqlx",
+        "pg",
     ];
     let lower = value.to_ascii_lowercase();
     TRIVIAL.contains(&lower.as_str())
@@ -221,7 +303,12 @@ mod tests {
 
     #[test]
     fn references() {
-        for v in ["${DB_PASSWORD}", "$SECRET", "os.environ['X']", "{{ secrets.TOKEN }}"] {
+        for v in [
+            "${DB_PASSWORD}",
+            "$SECRET",
+            "os.environ['X']",
+            "{{ secrets.TOKEN }}",
+        ] {
             assert!(is_reference(v), "{v}");
         }
         assert!(!is_reference("q8Zr2LmX0pT4vN7w"));
@@ -229,10 +316,22 @@ mod tests {
 
     #[test]
     fn config_paths() {
-        for p in [".env", "docker/.env.example", "a/b.yaml", "Dockerfile", "compose.yml", "x.ini"] {
+        for p in [
+            ".env",
+            "docker/.env.example",
+            "a/b.yaml",
+            "Dockerfile",
+            "compose.yml",
+            "x.ini",
+        ] {
             assert!(is_config_path(p), "{p}");
         }
-        for p in ["src/main.rs", "Cargo.lock", "web/pnpm-lock.yaml", "README.md"] {
+        for p in [
+            "src/main.rs",
+            "Cargo.lock",
+            "web/pnpm-lock.yaml",
+            "README.md",
+        ] {
             assert!(!is_config_path(p), "{p}");
         }
     }

@@ -135,10 +135,13 @@ struct Collector<'a> {
 impl Collector<'_> {
     fn blob(&self, id: ObjectId, data: &[u8]) {
         if data.len() as u64 > self.max {
-            self.notices.lock().expect("no poisoning").push(Notice::TooLarge {
-                what: format!("blob {id}"),
-                size: data.len() as u64,
-            });
+            self.notices
+                .lock()
+                .expect("no poisoning")
+                .push(Notice::TooLarge {
+                    what: format!("blob {id}"),
+                    size: data.len() as u64,
+                });
             return;
         }
         self.blobs.fetch_add(1, Ordering::Relaxed);
@@ -203,10 +206,14 @@ fn scan_all_objects(
                 total += u64::from(b.index.num_objects());
                 bundles.push(b);
             }
-            Err(e) => collector.notices.lock().expect("no poisoning").push(Notice::Unreadable {
-                what: format!("pack {}", idx.display()),
-                source: Box::new(e),
-            }),
+            Err(e) => collector
+                .notices
+                .lock()
+                .expect("no poisoning")
+                .push(Notice::Unreadable {
+                    what: format!("pack {}", idx.display()),
+                    source: Box::new(e),
+                }),
         }
     }
     progress.start(total);
@@ -244,10 +251,13 @@ fn scan_all_objects(
         );
         if let Err(e) = outcome {
             // A damaged pack: say so, then read what can be read object by object.
-            c.notices.lock().expect("no poisoning").push(Notice::Unreadable {
-                what: format!("pack {}", bundle.pack.path().display()),
-                source: Box::new(e),
-            });
+            c.notices
+                .lock()
+                .expect("no poisoning")
+                .push(Notice::Unreadable {
+                    what: format!("pack {}", bundle.pack.path().display()),
+                    source: Box::new(e),
+                });
             let ids: Vec<ObjectId> = bundle.index.iter().map(|e| e.oid).collect();
             read_each(repo, &ids, c);
         }
@@ -301,10 +311,14 @@ fn read_each(repo: &gix::Repository, ids: &[ObjectId], c: &Collector<'_>) {
                 }
             }
             Ok(None) => {}
-            Err(e) => c.notices.lock().expect("no poisoning").push(Notice::Unreadable {
-                what: format!("object {id}"),
-                source: e,
-            }),
+            Err(e) => c
+                .notices
+                .lock()
+                .expect("no poisoning")
+                .push(Notice::Unreadable {
+                    what: format!("object {id}"),
+                    source: e,
+                }),
         },
     );
 }
@@ -325,7 +339,9 @@ fn commits(repo: &gix::Repository, hidden: &[ObjectId]) -> Result<Vec<CommitMeta
     }
     let walk = git!(
         "walking commits",
-        repo.rev_walk(tips).with_hidden(hidden.iter().copied()).all()
+        repo.rev_walk(tips)
+            .with_hidden(hidden.iter().copied())
+            .all()
     )?;
     let mut out = Vec::new();
     for info in walk {
@@ -533,7 +549,10 @@ fn scan_range(
                 order.push(blob);
                 Vec::new()
             });
-            if !locs.iter().any(|l| l.path.as_deref() == Some(path.as_str())) {
+            if !locs
+                .iter()
+                .any(|l| l.path.as_deref() == Some(path.as_str()))
+            {
                 locs.push(SourceLocation {
                     path: Some(path),
                     commit: Some(CommitInfo {
@@ -551,7 +570,14 @@ fn scan_range(
             let config = locs
                 .iter()
                 .any(|l| l.path.as_deref().is_some_and(is_config_path));
-            (*id, if config { PathKind::Config } else { PathKind::Other })
+            (
+                *id,
+                if config {
+                    PathKind::Config
+                } else {
+                    PathKind::Other
+                },
+            )
         })
         .collect();
     let collector = Collector {
@@ -626,18 +652,24 @@ pub fn scan_staged(
                     Ok(Some(d)) => d.data,
                     Ok(None) => return None,
                     Err(e) => {
-                        notices.lock().expect("no poisoning").push(Notice::Unreadable {
-                            what: format!("staged {path}"),
-                            source: e,
-                        });
+                        notices
+                            .lock()
+                            .expect("no poisoning")
+                            .push(Notice::Unreadable {
+                                what: format!("staged {path}"),
+                                source: e,
+                            });
                         return None;
                     }
                 };
                 if data.len() as u64 > opts.max_blob_size {
-                    notices.lock().expect("no poisoning").push(Notice::TooLarge {
-                        what: format!("staged {path}"),
-                        size: data.len() as u64,
-                    });
+                    notices
+                        .lock()
+                        .expect("no poisoning")
+                        .push(Notice::TooLarge {
+                            what: format!("staged {path}"),
+                            size: data.len() as u64,
+                        });
                     return None;
                 }
                 blobs.fetch_add(1, Ordering::Relaxed);

@@ -39,14 +39,18 @@ fn date(secs: i64) -> String {
 }
 
 fn place(loc: &Location) -> String {
-    let path = loc
-        .path
-        .as_deref()
-        .map(sanitize)
-        .unwrap_or_else(|| format!("(unreachable blob {})", loc.blob.as_deref().unwrap_or("?")));
+    let path =
+        loc.path.as_deref().map(sanitize).unwrap_or_else(|| {
+            format!("(unreachable blob {})", loc.blob.as_deref().unwrap_or("?"))
+        });
     let mut s = format!("{path}:{}", loc.line);
     if let Some(c) = &loc.commit {
-        let _ = write!(s, " in commit {} ({})", &c.id[..c.id.len().min(12)], date(c.time));
+        let _ = write!(
+            s,
+            " in commit {} ({})",
+            &c.id[..c.id.len().min(12)],
+            date(c.time)
+        );
     }
     s
 }

@@ -25,11 +25,23 @@ fn corpus_true_positives_and_decoys() {
             .collect();
         if got != want {
             let show = |s: &BTreeSet<(String, String)>| {
-                s.iter().map(|(r, v)| format!("{r}:{}", v.chars().take(12).collect::<String>())).collect::<Vec<_>>()
+                s.iter()
+                    .map(|(r, v)| format!("{r}:{}", v.chars().take(12).collect::<String>()))
+                    .collect::<Vec<_>>()
             };
-            failures.push(format!("{}: want {:?} got {:?}", case.path, show(&want), show(&got)));
+            failures.push(format!(
+                "{}: want {:?} got {:?}",
+                case.path,
+                show(&want),
+                show(&got)
+            ));
         }
     }
     assert!(cases.iter().filter(|c| c.is_decoy()).count() >= 20);
-    assert!(failures.is_empty(), "{} corpus failures:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} corpus failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }

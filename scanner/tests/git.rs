@@ -9,8 +9,14 @@ use common::git::Repo;
 use envseal_scan::{git, NoProgress, Notice, ScanOptions, ScanResult, Scanner};
 
 fn scan(repo: &Repo) -> ScanResult {
-    git::scan_repository(repo.path(), &Scanner::new(), &ScanOptions::default(), &[], &NoProgress)
-        .expect("scan runs")
+    git::scan_repository(
+        repo.path(),
+        &Scanner::new(),
+        &ScanOptions::default(),
+        &[],
+        &NoProgress,
+    )
+    .expect("scan runs")
 }
 
 fn only<'a>(result: &'a ScanResult, value: &str) -> &'a envseal_scan::Finding {
@@ -42,7 +48,11 @@ fn secret_added_then_deleted_is_found_in_history_with_its_commit() {
         assert_eq!(f.rule.id(), "github-token");
         assert_eq!(f.first.path.as_deref(), Some("ci/deploy.sh"));
         assert_eq!(f.first.line, 1);
-        assert_eq!(f.first.commit.as_ref().unwrap().id, introduced, "packed={packed}");
+        assert_eq!(
+            f.first.commit.as_ref().unwrap().id,
+            introduced,
+            "packed={packed}"
+        );
     }
 }
 
@@ -64,7 +74,10 @@ fn secret_only_on_another_branch_and_in_a_tag_is_found() {
     repo.git(&["tag", "-a", "v9", "-m", "release"]);
     repo.git(&["checkout", "-q", "main"]);
     let result = scan(&repo);
-    assert_eq!(only(&result, &key).first.commit.as_ref().unwrap().id, on_branch);
+    assert_eq!(
+        only(&result, &key).first.commit.as_ref().unwrap().id,
+        on_branch
+    );
     let f = only(&result, &pw);
     assert_eq!(f.rule.id(), "secret-assignment");
     assert_eq!(f.first.commit.as_ref().unwrap().id, tagged);
@@ -73,7 +86,15 @@ fn secret_only_on_another_branch_and_in_a_tag_is_found() {
 #[test]
 fn renamed_file_lists_both_paths_and_the_original_commit() {
     let mut repo = Repo::new();
-    let key = format!("{}_{}_{}", "sk", "live", rand_str(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789", 24));
+    let key = format!(
+        "{}_{}_{}",
+        "sk",
+        "live",
+        rand_str(
+            b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789",
+            24
+        )
+    );
     repo.write("old/pay.rb", &format!("Stripe.api_key = '{key}'\n"));
     let first = repo.commit("add");
     std::fs::create_dir_all(repo.path().join("new")).unwrap();
@@ -104,9 +125,16 @@ fn kubernetes_secret_and_percent_encoded_url_passwords_in_history() {
             b64(&pw)
         ),
     );
-    let url_pw = format!("{}#{}@x", rand_str(b"abcdefghijkmnpqrstuvwxyz23456789", 8), rand_str(b"ABCDEFGHJKLMNPQRSTUVWXYZ", 6));
+    let url_pw = format!(
+        "{}#{}@x",
+        rand_str(b"abcdefghijkmnpqrstuvwxyz23456789", 8),
+        rand_str(b"ABCDEFGHJKLMNPQRSTUVWXYZ", 6)
+    );
     let enc = url_pw.replace('#', "%23").replace('@', "%40");
-    repo.write("settings.py", &format!("DATABASE_URL = 'postgresql://dify:{enc}@db:5432/dify'\n"));
+    repo.write(
+        "settings.py",
+        &format!("DATABASE_URL = 'postgresql://dify:{enc}@db:5432/dify'\n"),
+    );
     repo.commit("k8s");
     let result = scan(&repo);
     let f = only(&result, &key);
@@ -157,7 +185,14 @@ fn since_and_state_scan_only_new_commits() {
     assert_eq!(git::resolve_commit(repo.path(), "main~1").unwrap(), base);
     // With the current tips hidden there is nothing new.
     let tips = git::tips(repo.path()).unwrap();
-    let result = git::scan_repository(repo.path(), &Scanner::new(), &ScanOptions::default(), &tips, &NoProgress).unwrap();
+    let result = git::scan_repository(
+        repo.path(),
+        &Scanner::new(),
+        &ScanOptions::default(),
+        &tips,
+        &NoProgress,
+    )
+    .unwrap();
     assert!(result.findings.is_empty());
 }
 
@@ -168,12 +203,19 @@ fn staged_reports_only_what_the_next_commit_adds() {
     repo.write("app/.env", &format!("GITHUB_TOKEN={committed}\n"));
     repo.commit("existing");
     let staged = password();
-    repo.write("app/.env", &format!("GITHUB_TOKEN={committed}\nDB_PASSWORD={staged}\n"));
+    repo.write(
+        "app/.env",
+        &format!("GITHUB_TOKEN={committed}\nDB_PASSWORD={staged}\n"),
+    );
     repo.git(&["add", "app/.env"]);
     let unstaged = github_token('s');
     repo.write("later.sh", &format!("T={unstaged}\n"));
     let result = git::scan_staged(repo.path(), &Scanner::new(), &ScanOptions::default()).unwrap();
-    let values: Vec<_> = result.findings.iter().map(|f| f.secret.expose().to_owned()).collect();
+    let values: Vec<_> = result
+        .findings
+        .iter()
+        .map(|f| f.secret.expose().to_owned())
+        .collect();
     assert_eq!(values, vec![staged.clone()]);
     assert_eq!(result.findings[0].first.path.as_deref(), Some("app/.env"));
     assert_eq!(result.findings[0].first.line, 2);
@@ -203,7 +245,8 @@ fn huge_blobs_are_skipped_with_a_notice() {
         max_blob_size: 1000,
         ..ScanOptions::default()
     };
-    let result = git::scan_repository(repo.path(), &Scanner::new(), &opts, &[], &NoProgress).unwrap();
+    let result =
+        git::scan_repository(repo.path(), &Scanner::new(), &opts, &[], &NoProgress).unwrap();
     assert!(result.findings.is_empty());
     assert!(result
         .notices
@@ -219,7 +262,11 @@ fn corrupt_loose_object_is_a_notice_not_a_crash() {
     repo.write("bad.txt", "this blob will be damaged\n");
     repo.commit("two files");
     let bad = repo.git(&["hash-object", "bad.txt"]);
-    let obj = repo.path().join(".git/objects").join(&bad[..2]).join(&bad[2..]);
+    let obj = repo
+        .path()
+        .join(".git/objects")
+        .join(&bad[..2])
+        .join(&bad[2..]);
     let mut perms = std::fs::metadata(&obj).unwrap().permissions();
     #[allow(clippy::permissions_set_readonly_false)]
     perms.set_readonly(false);
@@ -237,7 +284,10 @@ fn corrupt_loose_object_is_a_notice_not_a_crash() {
 fn corrupt_pack_is_a_notice_not_a_crash() {
     let mut repo = Repo::new();
     for i in 0..20 {
-        repo.write(&format!("f{i}.txt"), &format!("{}\n", rand_str(b"abcdef0123456789", 2000)));
+        repo.write(
+            &format!("f{i}.txt"),
+            &format!("{}\n", rand_str(b"abcdef0123456789", 2000)),
+        );
     }
     let key = github_token('p');
     repo.write("k.sh", &format!("T={key}\n"));
@@ -262,7 +312,13 @@ fn corrupt_pack_is_a_notice_not_a_crash() {
     std::fs::write(&pack, bytes).unwrap();
     // Either the scan reports what it could not read, or it fails with an error:
     // never a panic.
-    match git::scan_repository(repo.path(), &Scanner::new(), &ScanOptions::default(), &[], &NoProgress) {
+    match git::scan_repository(
+        repo.path(),
+        &Scanner::new(),
+        &ScanOptions::default(),
+        &[],
+        &NoProgress,
+    ) {
         Ok(result) => assert!(!result.notices.is_empty(), "damage must be reported"),
         Err(e) => assert!(!e.to_string().is_empty()),
     }
@@ -271,7 +327,13 @@ fn corrupt_pack_is_a_notice_not_a_crash() {
 #[test]
 fn not_a_repository_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
-    let err = git::scan_repository(dir.path(), &Scanner::new(), &ScanOptions::default(), &[], &NoProgress)
-        .unwrap_err();
+    let err = git::scan_repository(
+        dir.path(),
+        &Scanner::new(),
+        &ScanOptions::default(),
+        &[],
+        &NoProgress,
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("--no-git"), "{err}");
 }

@@ -6,12 +6,57 @@ use envseal_scan::Scanner;
 use rand::{Rng, SeedableRng};
 
 const FRAGMENTS: &[&str] = &[
-    "sk-", "sk-proj-", "sk-ant-api03-", "ghp_", "github_pat_", "glpat-", "xoxb-", "AKIA", "AIza",
-    "hf_", "SG.", "-----BEGIN RSA PRIVATE KEY-----", "-----END RSA PRIVATE KEY-----", "eyJ",
-    "postgres://u:", "@h/", "redis://:", "%", "%4", "%zz", "password=", "PASSWORD: ", "\"token\": \"",
-    "${X:-", "}", "kind: Secret", "data:", "base64,", "c2stcHJvai", "Z2hwXw", "=", "==", "\n", "\r\n",
-    "\0", "é", "\u{1F600}", "azure", "deepseek", "zhipu", "JQQJ9", "app-", "dataset-", "ENV ", "- ",
-    "'", "\"", "#", " ", "aws_secret_access_key", "envseal:allow",
+    "sk-",
+    "sk-proj-",
+    "sk-ant-api03-",
+    "ghp_",
+    "github_pat_",
+    "glpat-",
+    "xoxb-",
+    "AKIA",
+    "AIza",
+    "hf_",
+    "SG.",
+    "-----BEGIN RSA PRIVATE KEY-----",
+    "-----END RSA PRIVATE KEY-----",
+    "eyJ",
+    "postgres://u:",
+    "@h/",
+    "redis://:",
+    "%",
+    "%4",
+    "%zz",
+    "password=",
+    "PASSWORD: ",
+    "\"token\": \"",
+    "${X:-",
+    "}",
+    "kind: Secret",
+    "data:",
+    "base64,",
+    "c2stcHJvai",
+    "Z2hwXw",
+    "=",
+    "==",
+    "\n",
+    "\r\n",
+    "\0",
+    "é",
+    "\u{1F600}",
+    "azure",
+    "deepseek",
+    "zhipu",
+    "JQQJ9",
+    "app-",
+    "dataset-",
+    "ENV ",
+    "- ",
+    "'",
+    "\"",
+    "#",
+    " ",
+    "aws_secret_access_key",
+    "envseal:allow",
 ];
 
 fn check(scanner: &Scanner, data: &[u8], path: Option<&str>) {
@@ -30,7 +75,9 @@ fn random_bytes_and_keyword_soups_never_panic() {
         let mut data = Vec::new();
         for _ in 0..rng.gen_range(1..60) {
             match rng.gen_range(0..3) {
-                0 => data.extend_from_slice(FRAGMENTS[rng.gen_range(0..FRAGMENTS.len())].as_bytes()),
+                0 => {
+                    data.extend_from_slice(FRAGMENTS[rng.gen_range(0..FRAGMENTS.len())].as_bytes())
+                }
                 1 => {
                     for _ in 0..rng.gen_range(1..80) {
                         data.push(alphabet[rng.gen_range(0..alphabet.len())]);
@@ -43,7 +90,13 @@ fn random_bytes_and_keyword_soups_never_panic() {
                 }
             }
         }
-        let path = [None, Some(".env"), Some("a.yaml"), Some("x.lock"), Some("m.rs")][round % 5];
+        let path = [
+            None,
+            Some(".env"),
+            Some("a.yaml"),
+            Some("x.lock"),
+            Some("m.rs"),
+        ][round % 5];
         check(&scanner, &data, path);
     }
 }

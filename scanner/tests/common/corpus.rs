@@ -66,7 +66,10 @@ const ALNUM_BASE62: [u8; 62] = *b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghij
 /// A GitHub token of kind `p`/`o`/`u`/`s`/`r` with a valid CRC32 checksum.
 pub fn github_token(kind: char) -> String {
     let random = rand_str(ALNUM, 30);
-    format!("gh{kind}_{random}{}", base62_6(crc32fast::hash(random.as_bytes())))
+    format!(
+        "gh{kind}_{random}{}",
+        base62_6(crc32fast::hash(random.as_bytes()))
+    )
 }
 
 /// A GitHub-shaped token whose checksum is wrong.
@@ -133,7 +136,11 @@ pub fn cases() -> Vec<Case> {
     let mut v = Vec::new();
     // --- true positives -------------------------------------------------------
     let k = openai_project_key();
-    v.push(case("llm/openai.env", format!("OPENAI_API_KEY={k}\n"), vec![("openai-api-key", k)]));
+    v.push(case(
+        "llm/openai.env",
+        format!("OPENAI_API_KEY={k}\n"),
+        vec![("openai-api-key", k)],
+    ));
     let k = format!("{}-svcacct-{}", "sk", rand_str(URLSAFE, 120));
     v.push(case(
         "llm/openai_client.py",
@@ -169,9 +176,7 @@ pub fn cases() -> Vec<Case> {
     let k = format!("{}-{}", "sk", rand_str(HEX, 32));
     v.push(case(
         "llm/deepseek.py",
-        format!(
-            "client = OpenAI(api_key=\"{k}\", base_url=\"https://api.deepseek.com\")\n"
-        ),
+        format!("client = OpenAI(api_key=\"{k}\", base_url=\"https://api.deepseek.com\")\n"),
         vec![("deepseek-api-key", k)],
     ));
     let k = format!("{}-{}", "sk", rand_str(HEX, 32));
@@ -213,7 +218,11 @@ pub fn cases() -> Vec<Case> {
         vec![("github-token", k)],
     ));
     let k = github_token('s');
-    v.push(case("ci/app.json", format!("{{\"installation\": \"{k}\"}}\n"), vec![("github-token", k)]));
+    v.push(case(
+        "ci/app.json",
+        format!("{{\"installation\": \"{k}\"}}\n"),
+        vec![("github-token", k)],
+    ));
     let k = format!("github_pat_{}_{}", rand_str(ALNUM, 22), rand_str(ALNUM, 59));
     v.push(case(
         "ci/workflow.md",
@@ -233,7 +242,11 @@ pub fn cases() -> Vec<Case> {
         rand_str(b"0123456789", 13),
         rand_str(ALNUM, 24)
     );
-    v.push(case("chat/bot.js", format!("const slack = new WebClient('{k}');\n"), vec![("slack-token", k)]));
+    v.push(case(
+        "chat/bot.js",
+        format!("const slack = new WebClient('{k}');\n"),
+        vec![("slack-token", k)],
+    ));
     let k = format!(
         "https://hooks.{}.com/services/T{}/B{}/{}",
         "slack",
@@ -241,29 +254,58 @@ pub fn cases() -> Vec<Case> {
         rand_str(UPPER32, 10),
         rand_str(ALNUM, 24)
     );
-    v.push(case("chat/notify.py", format!("WEBHOOK = \"{k}\"\n"), vec![("slack-webhook-url", k)]));
+    v.push(case(
+        "chat/notify.py",
+        format!("WEBHOOK = \"{k}\"\n"),
+        vec![("slack-webhook-url", k)],
+    ));
     let k = format!("{}_{}_{}", "sk", "live", rand_str(ALNUM, 24));
-    v.push(case("pay/stripe.rb", format!("Stripe.api_key = '{k}'\n"), vec![("stripe-secret-key", k)]));
+    v.push(case(
+        "pay/stripe.rb",
+        format!("Stripe.api_key = '{k}'\n"),
+        vec![("stripe-secret-key", k)],
+    ));
     let k = format!("{}_{}", "hf", rand_str(LETTERS, 34));
     v.push(case(
         "ml/hub.py",
         format!("from huggingface_hub import login\nlogin(\"{k}\")\n"),
         vec![("huggingface-token", k)],
     ));
-    let k = format!("{}.{}.{}", "SG", rand_str(URLSAFE, 22), rand_str(URLSAFE, 43));
-    v.push(case("mail/send.js", format!("sgMail.setApiKey(\"{k}\");\n"), vec![("sendgrid-api-key", k)]));
+    let k = format!(
+        "{}.{}.{}",
+        "SG",
+        rand_str(URLSAFE, 22),
+        rand_str(URLSAFE, 43)
+    );
+    v.push(case(
+        "mail/send.js",
+        format!("sgMail.setApiKey(\"{k}\");\n"),
+        vec![("sendgrid-api-key", k)],
+    ));
     let k = format!(
         "-----BEGIN RSA PRIVATE KEY-----\n{}-----END RSA PRIVATE KEY-----",
         pem_body(20)
     );
-    v.push(case("deploy/id_rsa", format!("{k}\n"), vec![("private-key", k)]));
+    v.push(case(
+        "deploy/id_rsa",
+        format!("{k}\n"),
+        vec![("private-key", k)],
+    ));
     let k = format!(
         "-----BEGIN OPENSSH PRIVATE KEY-----\n{}-----END OPENSSH PRIVATE KEY-----",
         pem_body(6)
     );
-    v.push(case("deploy/key.pem", format!("{k}\n"), vec![("private-key", k)]));
+    v.push(case(
+        "deploy/key.pem",
+        format!("{k}\n"),
+        vec![("private-key", k)],
+    ));
     let k = jwt("HS256");
-    v.push(case("web/session.ts", format!("export const token = \"{k}\";\n"), vec![("jwt", k)]));
+    v.push(case(
+        "web/session.ts",
+        format!("export const token = \"{k}\";\n"),
+        vec![("jwt", k)],
+    ));
     let k = format!("app-{}", rand_str(ALNUM, 24));
     v.push(case(
         "dify/client.py",
@@ -282,7 +324,12 @@ pub fn cases() -> Vec<Case> {
         format!("DATABASE_URL = \"postgresql://app:{p}@db.internal:5432/app\"\n"),
         vec![("postgres-url-password", p)],
     ));
-    let p = format!("{}@{}#{}", rand_str(ALNUM, 6), rand_str(ALNUM, 6), rand_str(ALNUM, 4));
+    let p = format!(
+        "{}@{}#{}",
+        rand_str(ALNUM, 6),
+        rand_str(ALNUM, 6),
+        rand_str(ALNUM, 4)
+    );
     let enc = p.replace('@', "%40").replace('#', "%23");
     v.push(case(
         "db/percent.env",
@@ -308,7 +355,11 @@ pub fn cases() -> Vec<Case> {
         vec![("amqp-url-password", p)],
     ));
     let s = base64::engine::general_purpose::STANDARD.encode(rand_str(ALNUM, 42));
-    v.push(case("app/.env", format!("SECRET_KEY={s}\n"), vec![("secret-assignment", s)]));
+    v.push(case(
+        "app/.env",
+        format!("SECRET_KEY={s}\n"),
+        vec![("secret-assignment", s)],
+    ));
     let p = password();
     v.push(case(
         "app/config.yaml",
@@ -316,13 +367,29 @@ pub fn cases() -> Vec<Case> {
         vec![("secret-assignment", p)],
     ));
     let p = rand_str(ALNUM, 32);
-    v.push(case("app/config.json", format!("{{\n  \"api_token\": \"{p}\"\n}}\n"), vec![("secret-assignment", p)]));
+    v.push(case(
+        "app/config.json",
+        format!("{{\n  \"api_token\": \"{p}\"\n}}\n"),
+        vec![("secret-assignment", p)],
+    ));
     let p = rand_str(ALNUM, 40);
-    v.push(case("app/oauth.toml", format!("[oauth]\nclient_secret = \"{p}\"\n"), vec![("secret-assignment", p)]));
+    v.push(case(
+        "app/oauth.toml",
+        format!("[oauth]\nclient_secret = \"{p}\"\n"),
+        vec![("secret-assignment", p)],
+    ));
     let p = password();
-    v.push(case("app/db.ini", format!("[db]\npassword = {p}\n"), vec![("secret-assignment", p)]));
+    v.push(case(
+        "app/db.ini",
+        format!("[db]\npassword = {p}\n"),
+        vec![("secret-assignment", p)],
+    ));
     let p = password();
-    v.push(case("app/Dockerfile", format!("FROM python:3.12\nENV APP_PASSWORD={p}\n"), vec![("secret-assignment", p)]));
+    v.push(case(
+        "app/Dockerfile",
+        format!("FROM python:3.12\nENV APP_PASSWORD={p}\n"),
+        vec![("secret-assignment", p)],
+    ));
     let p = password();
     v.push(case(
         "app/docker-compose.yaml",
@@ -373,7 +440,10 @@ pub fn cases() -> Vec<Case> {
     // --- decoys -----------------------------------------------------------------
     let d = |path: &str, content: String| case(path, content, vec![]);
     v.push(d("decoy/placeholders.env", "OPENAI_API_KEY=your-openai-api-key-here\nANTHROPIC_API_KEY=sk-ant-xxxxxxxxxxxxxxxxxxxxxxxx\nDB_PASSWORD=changeme\nGITHUB_TOKEN=<your-github-token>\nREDIS_PASSWORD=${REDIS_PASSWORD}\nSECRET_KEY=\n".to_owned()));
-    v.push(d("decoy/placeholder_key.py", format!("api_key = \"{}-proj-{}\"\n", "sk", "x".repeat(100))));
+    v.push(d(
+        "decoy/placeholder_key.py",
+        format!("api_key = \"{}-proj-{}\"\n", "sk", "x".repeat(100)),
+    ));
     v.push(d(
         "decoy/aws_docs.ini",
         format!(
@@ -391,13 +461,26 @@ pub fn cases() -> Vec<Case> {
             ["SflKxwRJSMeKKF2QT4fwpMeJf36P", "Ok6yJV_adQssw5c"].concat()
         ),
     ));
-    v.push(d("decoy/unsigned.ts", format!("const t = \"{}\";\n", jwt("none"))));
-    v.push(d("decoy/stripe_docs.md", format!("Try `{}_test_{}`.\n", "sk", ["4eC39HqLyjWDarjtT1zdp7dc"].concat())));
+    v.push(d(
+        "decoy/unsigned.ts",
+        format!("const t = \"{}\";\n", jwt("none")),
+    ));
+    v.push(d(
+        "decoy/stripe_docs.md",
+        format!(
+            "Try `{}_test_{}`.\n",
+            "sk",
+            ["4eC39HqLyjWDarjtT1zdp7dc"].concat()
+        ),
+    ));
     v.push(d("decoy/refs.py", "import os\npassword = os.environ[\"DB_PASSWORD\"]\napi_key = os.getenv('OPENAI_API_KEY')\n".to_owned()));
     v.push(d("decoy/workflow.yml", "steps:\n  - uses: actions/checkout@v4\n    with:\n      token: ${{ secrets.GITHUB_TOKEN }}\n      api_key: \"{{ vault_api_key }}\"\n".to_owned()));
     v.push(d(
         "decoy/Cargo.lock",
-        format!("[[package]]\nname = \"x\"\nversion = \"1.0.0\"\nchecksum = \"{}\"\n", rand_str(HEX, 64)),
+        format!(
+            "[[package]]\nname = \"x\"\nversion = \"1.0.0\"\nchecksum = \"{}\"\n",
+            rand_str(HEX, 64)
+        ),
     ));
     v.push(d(
         "decoy/package-lock.json",
@@ -409,7 +492,10 @@ pub fn cases() -> Vec<Case> {
     ));
     v.push(d(
         "decoy/yarn.lock",
-        format!("x@^1.0.0:\n  version \"1.0.0\"\n  integrity sha512-{}==\n", rand_str(B64, 86)),
+        format!(
+            "x@^1.0.0:\n  version \"1.0.0\"\n  integrity sha512-{}==\n",
+            rand_str(B64, 86)
+        ),
     ));
     v.push(d(
         "decoy/uuids.yaml",
@@ -417,44 +503,70 @@ pub fn cases() -> Vec<Case> {
     ));
     v.push(d(
         "decoy/.pre-commit-config.yaml",
-        format!("repos:\n  - repo: https://github.com/x/y\n    rev: {}\n", rand_str(HEX, 40)),
+        format!(
+            "repos:\n  - repo: https://github.com/x/y\n    rev: {}\n",
+            rand_str(HEX, 40)
+        ),
     ));
     v.push(d(
         "decoy/commits.json",
-        format!("{{\"sha\": \"{}\", \"tree\": \"{}\"}}\n", rand_str(HEX, 40), rand_str(HEX, 40)),
+        format!(
+            "{{\"sha\": \"{}\", \"tree\": \"{}\"}}\n",
+            rand_str(HEX, 40),
+            rand_str(HEX, 40)
+        ),
     ));
     v.push(d(
         "decoy/public.pem",
-        format!("-----BEGIN PUBLIC KEY-----\n{}-----END PUBLIC KEY-----\n", pem_body(6)),
+        format!(
+            "-----BEGIN PUBLIC KEY-----\n{}-----END PUBLIC KEY-----\n",
+            pem_body(6)
+        ),
     ));
     v.push(d(
         "decoy/authorized_keys",
-        format!("ssh-rsa AAAAB3NzaC1yc2E{} deploy@host\n", rand_str(B64, 300)),
+        format!(
+            "ssh-rsa AAAAB3NzaC1yc2E{} deploy@host\n",
+            rand_str(B64, 300)
+        ),
     ));
     v.push(d(
         "decoy/public.env",
-        format!("TIDB_PUBLIC_KEY={}\nSTRIPE_PUBLISHABLE_KEY=pk_live_{}\n", rand_str(ALNUM, 24), rand_str(ALNUM, 24)),
+        format!(
+            "TIDB_PUBLIC_KEY={}\nSTRIPE_PUBLISHABLE_KEY=pk_live_{}\n",
+            rand_str(ALNUM, 24),
+            rand_str(ALNUM, 24)
+        ),
     ));
     v.push(d(
         "decoy/logo.html",
         format!(
             "<img src=\"data:image/png;base64,{}\">\n",
-            base64::engine::general_purpose::STANDARD.encode(
-                (0..300).map(|i| (i * 7 % 256) as u8).collect::<Vec<u8>>()
-            )
+            base64::engine::general_purpose::STANDARD
+                .encode((0..300).map(|i| (i * 7 % 256) as u8).collect::<Vec<u8>>())
         ),
     ));
-    v.push(d("decoy/bad_crc.sh", format!("TOKEN={}\n", github_token_bad_crc())));
+    v.push(d(
+        "decoy/bad_crc.sh",
+        format!("TOKEN={}\n", github_token_bad_crc()),
+    ));
     v.push(d("decoy/i18n.json", "{\n  \"password\": \"Passwort\",\n  \"token\": \"Zugangsschlüssel\",\n  \"passwordPlaceholder\": \"Bitte Passwort eingeben\"\n}\n".to_owned()));
     v.push(d("decoy/test.toml", "[database]\nurl = \"postgres://postgres:password@localhost/test\"\nother = \"mysql://root:root@127.0.0.1:3306/db\"\n".to_owned()));
     v.push(d("decoy/ref_url.env", "DATABASE_URL=postgres://user:${DB_PASS}@db/app\nREDIS_URL=redis://:<password>@redis:6379\n".to_owned()));
     v.push(d("decoy/dify_settings.env", "ACCESS_TOKEN_EXPIRE_MINUTES=60\nPROMPT_GENERATION_MAX_TOKENS=512\nREFRESH_TOKEN_EXPIRE_DAYS=30\nNGINX_SSL_CERT_KEY_FILENAME=dify.key\nHTTP_REQUEST_NODE_SSL_CLIENT_KEY_DATA=\nWEAVIATE_TOKENIZATION=word\nPLUGIN_BASED_TOKEN_COUNTING_ENABLED=false\n".to_owned()));
-    v.push(d("decoy/README.md", "```\n-----BEGIN PRIVATE KEY-----\n...\n-----END PRIVATE KEY-----\n```\n".to_owned()));
+    v.push(d(
+        "decoy/README.md",
+        "```\n-----BEGIN PRIVATE KEY-----\n...\n-----END PRIVATE KEY-----\n```\n".to_owned(),
+    ));
     v.push(d(
         "decoy/image.yaml",
         format!("image: nginx@sha256:{}\n", rand_str(HEX, 64)),
     ));
-    v.push(d("decoy/code.py", "tokens = tokenize(text)\nsecret_name = 'DB_PASSWORD'\npassword_field = form.password\n".to_owned()));
+    v.push(d(
+        "decoy/code.py",
+        "tokens = tokenize(text)\nsecret_name = 'DB_PASSWORD'\npassword_field = form.password\n"
+            .to_owned(),
+    ));
     v.push(d(
         "decoy/allowed.env",
         format!("API_TOKEN={} # envseal:allow\n", rand_str(ALNUM, 32)),
