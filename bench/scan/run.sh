@@ -12,6 +12,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 runs=${RUNS:-3}
 [ $# -ge 1 ] || { echo "usage: $0 REPO.git [REPO.git …]" >&2; exit 2; }
+first=$1
 
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$root/target}
 (cd "$root" && cargo build --release -q -p envseal && cargo build --release -q -p envseal-scan --example corpus)
@@ -34,6 +35,9 @@ measure() {
   printf '%s %s\n' "$(printf '%s\n' "${walls[@]}" | sort -n | sed -n "$(( (runs + 1) / 2 ))p")" "$rss"
 }
 
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
 echo "# envseal scan benchmark, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $runs runs each (median wall, max RSS)"
 echo "gitleaks $($gitleaks version), $($kingfisher --version), $(git --version)"
 echo
@@ -44,20 +48,18 @@ for repo in "$@"; do
   commits=$(git -C "$repo" rev-list --all | wc -l)
   read -r ew er < <(measure "$envseal" scan "$repo" --no-progress --format json)
   read -r cw cr < <(measure git -C "$repo" cat-file --batch-all-objects --batch)
-  read -r gw gr < <(measure "$gitleaks" git "$repo" --report-format json --report-path /dev/null --no-banner --exit-code 0)
+  read -r gw gr < <(measure "$gitleaks" git "$repo" --report-format json --report-path "$work/gitleaks.json" --no-banner --exit-code 0)
   read -r kw kr < <(measure "$kingfisher" scan "$repo" --no-validate --format json --no-update-check)
   for row in "envseal $ew $er" "git-cat-file $cw $cr" "gitleaks $gw $gr" "kingfisher $kw $kr"; do
-    set -- $row
-    printf '| %s | %s | %s | %s | %.0f | %.2f | %.2f |\n' "$name" "$commits" "$1" "$2" "$(echo "$3/1024" | bc -l)" \
-      "$(echo "$ew/$2" | bc -l)" "$(echo "$er/$3" | bc -l)"
+    read -r tool wall rss <<<"$row"
+    printf '| %s | %s | %s | %s | %.0f | %.2f | %.2f |\n' "$name" "$commits" "$tool" "$wall" "$(echo "$rss/1024" | bc -l)" \
+      "$(echo "$ew/$wall" | bc -l)" "$(echo "$er/$rss" | bc -l)"
   done
 done
 
 # --staged on the first repository: a working clone, one staged file, N runs.
 echo
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-git clone -q "$1" "$work/wt"
+git clone -q "$first" "$work/wt"
 printf 'API_TOKEN=%s\n' "$(head -c 24 /dev/urandom | base64 | tr -d '/+=')" > "$work/wt/staged.env"
 git -C "$work/wt" add staged.env
 files=$(git -C "$work/wt" ls-files | wc -l)
@@ -69,7 +71,7 @@ done
 med=$(printf '%s\n' "${ms[@]}" | sort -n | sed -n 11p)
 gs=$(date +%s%N); (cd "$work/wt" && "$gitleaks" git --staged --no-banner . >/dev/null 2>&1 || true); ge=$(date +%s%N)
 printf -- '--staged on %s (%s tracked files): envseal median %.1f ms over 21 runs; gitleaks git --staged once: %.0f ms\n' \
-  "$(basename "$1" .git)" "$files" "$(echo "$med/1000" | bc -l)" "$(echo "($ge-$gs)/1000000" | bc -l)"
+  "$(basename "$first" .git)" "$files" "$(echo "$med/1000" | bc -l)" "$(echo "($ge-$gs)/1000000" | bc -l)"
 
 echo
 corpus=$work/corpus
