@@ -274,7 +274,7 @@ fn scan_all_objects(
         ..
     } = collector;
     let mut hits = hits.into_inner().expect("no poisoning");
-    hits.sort_by(|a, b| a.0.cmp(&b.0));
+    hits.sort_by_key(|h| h.0);
     hits.dedup_by(|a, b| a.0 == b.0);
     let stats = Stats {
         blobs: blobs.into_inner(),
@@ -609,7 +609,6 @@ fn scan_range(
             blobs: collector.blobs.into_inner(),
             bytes: collector.bytes.into_inner(),
             commits: commits.len() as u64,
-            ..Stats::default()
         },
     })
 }
