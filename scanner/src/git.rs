@@ -121,10 +121,10 @@ impl std::error::Error for Stop {}
 
 struct Collector<'a> {
     scanner: &'a Scanner,
-    /// Blob → path kind, from the history walk (full scans); `None`: use `kinds`.
-    history: Option<&'a History>,
     /// Explicit kinds (ranges, where paths come from the diffs).
     kinds: HashMap<ObjectId, PathKind>,
+    /// The kind of blobs not in `kinds`.
+    default_kind: PathKind,
     max: u64,
     hits: Mutex<Vec<(ObjectId, Vec<Hit>)>>,
     notices: Mutex<Vec<Notice>>,
@@ -146,16 +146,7 @@ impl Collector<'_> {
         }
         self.blobs.fetch_add(1, Ordering::Relaxed);
         self.bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
-        let kind = match self.history {
-            Some(h) => {
-                if h.config.contains(&id) {
-                    PathKind::Config
-                } else {
-                    PathKind::Other
-                }
-            }
-            None => self.kinds.get(&id).copied().unwrap_or(PathKind::Unknown),
-        };
+        let kind = self.kinds.get(&id).copied().unwrap_or(self.default_kind);
         let hits = self.scanner.scan_kind(data, kind);
         if !hits.is_empty() {
             self.hits.lock().expect("no poisoning").push((id, hits));
@@ -183,11 +174,15 @@ fn scan_all_objects(
 ) -> Result<ScanResult, ScanError> {
     let objects = repo.common_dir().join("objects");
     let hash = repo.object_hash();
-    let history = walk_history(repo)?;
+    // The history walk (paths, attribution, which blobs are configuration) runs on
+    // its own thread while the object pass scans every blob with the provider
+    // detectors; configuration blobs get a second look with every detector after.
+    let sync = repo.clone().into_sync();
+    let walker = std::thread::spawn(move || walk_history(&sync.to_thread_local()));
     let collector = Collector {
         scanner,
-        history: Some(&history),
         kinds: HashMap::new(),
+        default_kind: PathKind::Other,
         max: opts.max_blob_size,
         hits: Mutex::new(Vec::new()),
         notices: Mutex::new(Vec::new()),
@@ -273,9 +268,26 @@ fn scan_all_objects(
         bytes,
         ..
     } = collector;
+    let history = walker.join().map_err(|_| ScanError::Git {
+        context: "walking the history",
+        source: "the history walk panicked".into(),
+    })??;
     let mut hits = hits.into_inner().expect("no poisoning");
+    hits.retain(|(id, _)| !history.config.contains(id));
+    let config_ids: Vec<ObjectId> = history.config.iter().copied().collect();
+    let second = Collector {
+        scanner,
+        kinds: HashMap::new(),
+        default_kind: PathKind::Config,
+        max: opts.max_blob_size,
+        hits: Mutex::new(Vec::new()),
+        notices: Mutex::new(Vec::new()), // already reported by the object pass
+        blobs: AtomicU64::new(0),
+        bytes: AtomicU64::new(0),
+    };
+    read_each(repo, &config_ids, &second);
+    hits.extend(second.hits.into_inner().expect("no poisoning"));
     hits.sort_by_key(|h| h.0);
-    hits.dedup_by(|a, b| a.0 == b.0);
     let stats = Stats {
         blobs: blobs.into_inner(),
         bytes: bytes.into_inner(),
@@ -582,8 +594,8 @@ fn scan_range(
         .collect();
     let collector = Collector {
         scanner,
-        history: None,
         kinds,
+        default_kind: PathKind::Unknown,
         max: opts.max_blob_size,
         hits: Mutex::new(Vec::new()),
         notices: Mutex::new(Vec::new()),
