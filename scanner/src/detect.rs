@@ -649,7 +649,7 @@ impl Scanner {
                         let Some(g) = caps.get(1) else { continue };
                         let abs = s + g.start();
                         if det == Det::Url {
-                            url(data, abs, &caps, hits);
+                            url(data, s, &caps, hits);
                             continue;
                         }
                         let Ok(value) = std::str::from_utf8(g.as_bytes()) else {
@@ -1076,7 +1076,8 @@ fn classify(det: Det, value: &str, data: &[u8], pos: usize) -> Option<Rule> {
     }
 }
 
-fn url(data: &[u8], _abs: usize, caps: &regex::bytes::Captures<'_>, hits: &mut Vec<Hit>) {
+/// A connection URL with a password; `base` is where the searched window starts.
+fn url(data: &[u8], base: usize, caps: &regex::bytes::Captures<'_>, hits: &mut Vec<Hit>) {
     let (Some(scheme), Some(user), Some(pass), Some(host)) =
         (caps.get(1), caps.get(2), caps.get(3), caps.get(4))
     else {
@@ -1095,7 +1096,11 @@ fn url(data: &[u8], _abs: usize, caps: &regex::bytes::Captures<'_>, hits: &mut V
     };
     let user = String::from_utf8_lossy(user.as_bytes());
     let host = String::from_utf8_lossy(host.as_bytes()).to_ascii_lowercase();
-    let pos = pass.start();
+    let pos = base + pass.start();
+    let malformed_escape = raw
+        .split('%')
+        .skip(1)
+        .any(|rest| rest.len() < 2 || !rest.as_bytes()[..2].iter().all(u8::is_ascii_hexdigit));
     if dify::is_distinctive_default(&decoded) {
         push(
             hits,
@@ -1109,6 +1114,7 @@ fn url(data: &[u8], _abs: usize, caps: &regex::bytes::Captures<'_>, hits: &mut V
         return;
     }
     if decoded.len() < 6
+        || malformed_escape
         || is_reference(&raw)
         || is_human_placeholder(&decoded)
         || decoded.contains(char::is_whitespace)

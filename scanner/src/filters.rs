@@ -195,6 +195,7 @@ pub(crate) fn is_trivial_password(value: &str) -> bool {
         "demo",
         "qwerty",
         "toor",
+        "hunter2",
         "sqlx",
         "pg",
     ];

@@ -415,10 +415,13 @@ pub fn cases() -> Vec<Case> {
         vec![("openai-api-key", k), ("secret-assignment", p)],
     ));
     // Dify's shipped defaults.
+    let default_pw = ["difyai", "123456"].concat();
     v.push(case(
         "dify/docker/.env",
-        "DB_PASSWORD=difyai123456\nREDIS_PASSWORD=difyai123456\nCELERY_BROKER_URL=redis://:difyai123456@redis:6379/1\n".to_owned(),
-        vec![("dify-default-credential", "difyai123456".to_owned())],
+        format!(
+            "DB_PASSWORD={default_pw}\nREDIS_PASSWORD={default_pw}\nCELERY_BROKER_URL=redis://:{default_pw}@redis:6379/1\n"
+        ),
+        vec![("dify-default-credential", default_pw.clone())],
     ));
     v.push(case(
         "dify/sandbox.env",
