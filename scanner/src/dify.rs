@@ -7,6 +7,7 @@
 const DISTINCTIVE: &[&str] = &[
     "difyai123456",
     "Difyai123456",
+    "Dify123456",
     "difyai12345",
     "dify-sandbox",
     "difypassword",
