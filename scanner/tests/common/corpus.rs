@@ -570,6 +570,78 @@ pub fn cases() -> Vec<Case> {
         "tokens = tokenize(text)\nsecret_name = 'DB_PASSWORD'\npassword_field = form.password\n"
             .to_owned(),
     ));
+    // One decoy per provider detector: right prefix, wrong content.
+    v.push(d(
+        "decoy/anthropic.md",
+        format!("`{}-ant-api03-{}AA`\n", "sk", "X".repeat(93)),
+    ));
+    v.push(d(
+        "decoy/google.js",
+        format!("const key = \"{}za{}\";\n", "AI", "X".repeat(35)),
+    ));
+    v.push(d(
+        "decoy/azure.env",
+        format!(
+            "AZURE_OPENAI_ENDPOINT=https://x.openai.azure.com\nAZURE_OPENAI_API_KEY={}\n",
+            "0".repeat(32)
+        ),
+    ));
+    v.push(d(
+        "decoy/deepseek.py",
+        format!(
+            "# deepseek\nKEY = \"{}-{}\"\n",
+            "sk",
+            "0123456789abcdef".repeat(2)
+        ),
+    ));
+    v.push(d(
+        "decoy/moonshot.css",
+        format!(
+            ".{}-{} {{ color: red }}\n",
+            "sk",
+            "abcdefghij".repeat(5).get(..48).unwrap()
+        ),
+    ));
+    v.push(d(
+        "decoy/zhipu_no_context.txt",
+        format!("build {}.{}\n", rand_str(HEX, 32), rand_str(ALNUM, 16)),
+    ));
+    v.push(d(
+        "decoy/aws_no_context.txt",
+        format!("digest: {}\n", rand_str(B64, 40)),
+    ));
+    v.push(d(
+        "decoy/gitlab.md",
+        format!("`{}-{}`\n", "glpat", "x".repeat(20)),
+    ));
+    v.push(d(
+        "decoy/slack.md",
+        format!("SLACK_BOT_TOKEN={}-your-bot-token\n", "xoxb"),
+    ));
+    v.push(d(
+        "decoy/slack_webhook.md",
+        format!(
+            "https://hooks.{}.com/services/T00000000/B00000000/{}\n",
+            "slack",
+            "X".repeat(24)
+        ),
+    ));
+    v.push(d(
+        "decoy/hf.py",
+        format!("token = \"{}_{}\"\n", "hf", "x".repeat(34)),
+    ));
+    v.push(d(
+        "decoy/sendgrid.md",
+        format!("`{}.{}.{}`\n", "SG", "x".repeat(22), "x".repeat(43)),
+    ));
+    v.push(d(
+        "decoy/dify_words.css",
+        ".app-containerizationlayouts { }\n.dataset-documentuploadpanel { }\n".to_owned(),
+    ));
+    v.push(d(
+        "decoy/github_pat.md",
+        format!("`github_pat_{}_{}`\n", "X".repeat(22), "X".repeat(59)),
+    ));
     v.push(d(
         "decoy/allowed.env",
         format!("API_TOKEN={} # envseal:allow\n", rand_str(ALNUM, 32)),
