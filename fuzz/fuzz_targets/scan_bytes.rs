@@ -20,13 +20,20 @@ const PATHS: &[Option<&str>] = &[
 ];
 
 fuzz_target!(|input: &[u8]| {
-    let Some((&selector, data)) = input.split_first() else { return };
+    let Some((&selector, data)) = input.split_first() else {
+        return;
+    };
     let scanner = SCANNER.get_or_init(Scanner::new);
     let path = PATHS[usize::from(selector) % PATHS.len()];
     let hits = scanner.scan(data, path);
     let lines = data.iter().filter(|&&b| b == b'\n').count() as u32 + 1;
     for h in &hits {
-        assert!(h.line >= 1 && h.line <= lines, "line {} of {}", h.line, lines);
+        assert!(
+            h.line >= 1 && h.line <= lines,
+            "line {} of {}",
+            h.line,
+            lines
+        );
         assert!(!h.secret.expose().is_empty());
     }
     let _ = best_per_value(hits);

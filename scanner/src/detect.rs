@@ -53,6 +53,8 @@ pub struct Hit {
     /// The hit only counts in a configuration file (`.env`, YAML, …); the caller
     /// decides once it knows the path.
     pub config_only: bool,
+    /// Byte offset in the buffer (lines are counted once, at the end of a scan).
+    offset: usize,
 }
 
 /// Largest buffer the scanner looks at by default (bigger blobs are skipped with a
@@ -111,6 +113,12 @@ struct Spec {
     window: Window,
     regex: Option<&'static str>,
 }
+
+const B64_TRIGGER: Trigger = Trigger {
+    det: Det::Base64,
+    window: Window::Run,
+    regex: None,
+};
 
 const B64_PREFIXES: &[&str] = &[
     "sk-proj-",
@@ -217,10 +225,7 @@ fn specs() -> Vec<Spec> {
         },
         Spec {
             det: Det::GitLab,
-            keywords: &[
-                "glpat-", "gldt-", "glrt-", "glptt-", "glft-", "glsoat-", "gloas-", "glcbt-",
-                "glimt-", "glagent-",
-            ],
+            keywords: &["glpat-", "gldt-", "glrt-", "glptt-", "gloas-", "glcbt-"],
             window: Window::Line,
             regex: Some(
                 r"(?:^|[^A-Za-z0-9_-])((?:glpat|gldt|glrt|glptt|glft|glsoat|gloas|glcbt|glimt|glagent)-[A-Za-z0-9_.-]{20,80})",
@@ -228,9 +233,7 @@ fn specs() -> Vec<Spec> {
         },
         Spec {
             det: Det::Slack,
-            keywords: &[
-                "xoxb-", "xoxp-", "xoxa-", "xoxr-", "xoxs-", "xoxe-", "xapp-",
-            ],
+            keywords: &["xox", "xapp-"],
             window: Window::Line,
             regex: Some(r"(xox[abeprs]-[0-9A-Za-z-]{10,250}|xapp-[0-9]-[A-Za-z0-9-]{20,250})"),
         },
@@ -244,7 +247,7 @@ fn specs() -> Vec<Spec> {
         },
         Spec {
             det: Det::Stripe,
-            keywords: &["sk_live_", "rk_live_", "sk_test_", "rk_test_"],
+            keywords: &["k_live_", "k_test_"],
             window: Window::Line,
             regex: Some(
                 r"(?:^|[^A-Za-z0-9_])((?:sk|rk)_(?:live|test)_[0-9A-Za-z]{20,247})(?:[^A-Za-z0-9_]|$)",
@@ -354,13 +357,133 @@ struct Trigger {
     regex: Option<usize>,
 }
 
-/// The compiled detectors. Build once, share across threads.
-pub struct Scanner {
+/// A keyword automaton and, per pattern, the detectors it triggers (including
+/// those of every pattern that can overlap it, which a non-overlapping search
+/// would otherwise hide).
+struct Keywords {
     ac: AhoCorasick,
-    patterns: Vec<String>,
-    triggers: Vec<Trigger>,
+    triggers: Vec<Vec<Trigger>>,
+}
+
+impl Keywords {
+    fn build(entries: &[(String, Trigger)], case_insensitive: bool) -> Keywords {
+        let mut patterns: Vec<String> = Vec::new();
+        let mut base: Vec<Vec<Trigger>> = Vec::new();
+        for (pattern, trigger) in entries {
+            let key = if case_insensitive {
+                pattern.to_ascii_lowercase()
+            } else {
+                pattern.clone()
+            };
+            let i = patterns.iter().position(|p| *p == key).unwrap_or_else(|| {
+                patterns.push(key);
+                base.push(Vec::new());
+                patterns.len() - 1
+            });
+            if !base[i].iter().any(|t| t.det == trigger.det) {
+                base[i].push(*trigger);
+            }
+        }
+        // A pattern that starts with another is redundant: the shorter one matches
+        // wherever it does, so it takes over its detectors. Fewer patterns keep the
+        // automaton's prefilter (Teddy handles a few dozen) in play.
+        let mut keep = vec![true; patterns.len()];
+        for i in 0..patterns.len() {
+            for j in 0..patterns.len() {
+                if i != j && keep[i] && keep[j] && patterns[j].starts_with(patterns[i].as_str()) {
+                    keep[j] = false;
+                    let moved = base[j].clone();
+                    for t in moved {
+                        if !base[i].iter().any(|x| x.det == t.det) {
+                            base[i].push(t);
+                        }
+                    }
+                }
+            }
+        }
+        let mut k = keep.iter();
+        patterns.retain(|_| *k.next().expect("same length"));
+        let mut k = keep.iter();
+        base.retain(|_| *k.next().expect("same length"));
+        let mut triggers = base.clone();
+        for (i, a) in patterns.iter().enumerate() {
+            for (j, b) in patterns.iter().enumerate() {
+                if i != j && overlaps(a, b) {
+                    for t in &base[j] {
+                        if !triggers[i].iter().any(|x| x.det == t.det) {
+                            triggers[i].push(*t);
+                        }
+                    }
+                }
+            }
+        }
+        let ac = AhoCorasickBuilder::new()
+            .match_kind(MatchKind::LeftmostLongest)
+            .ascii_case_insensitive(case_insensitive)
+            .build(&patterns[..])
+            .expect("keyword automaton builds");
+        Keywords { ac, triggers }
+    }
+}
+
+/// The compiled detectors. Build once, share across threads.
+///
+/// Two keyword sets: configuration files get every detector with ASCII
+/// case-insensitive keywords (secret-named assignments: `password`, `Api_Key`…);
+/// everything else gets the provider detectors with case-sensitive keywords, which
+/// a prefilter can skip through several times faster.
+pub struct Scanner {
+    config: Keywords,
+    other: Keywords,
+    /// Base64 encodings of key prefixes, exact case, searched separately so the
+    /// keyword automata keep their prefilters; a run is decoded only if it holds one.
+    b64: AhoCorasick,
     regexes: Vec<Regex>,
     pem_begin: Regex,
+}
+
+/// What the scanner knows about the path of a buffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PathKind {
+    /// A configuration file (`.env`, YAML, JSON, TOML, INI, Dockerfile…).
+    Config,
+    /// Any other file.
+    Other,
+    /// Unknown: run everything and mark config-only hits for the caller.
+    Unknown,
+}
+
+/// Spellings of a case-insensitive context word for the case-sensitive set:
+/// `azure`, `AZURE`, `Azure`, and camel case (`secretAccessKey`).
+fn case_variants(word: &str) -> Vec<String> {
+    let lower = word.to_ascii_lowercase();
+    let upper = word.to_ascii_uppercase();
+    let mut cap = lower.clone();
+    cap[..1].make_ascii_uppercase();
+    let camel: String = lower
+        .split('_')
+        .enumerate()
+        .map(|(i, p)| {
+            let mut q = p.to_owned();
+            if i > 0 && !q.is_empty() {
+                q[..1].make_ascii_uppercase();
+            }
+            q
+        })
+        .collect();
+    let mut out = vec![lower];
+    for v in [upper, cap, camel] {
+        if !out.contains(&v) {
+            out.push(v);
+        }
+    }
+    out
+}
+
+/// Whether a match of `a` can hide a match of `b` in a non-overlapping search:
+/// `b` inside `a`, or a suffix of `a` starting `b`.
+fn overlaps(a: &str, b: &str) -> bool {
+    a.contains(b) || (1..a.len()).any(|k| b.starts_with(&a[k..]))
 }
 
 impl Default for Scanner {
@@ -389,42 +512,50 @@ fn base64_needles(prefix: &str) -> Vec<String> {
 impl Scanner {
     /// Compiles every detector.
     pub fn new() -> Self {
-        let mut patterns: Vec<String> = Vec::new();
-        let mut triggers = Vec::new();
+        let mut all: Vec<(String, Trigger)> = Vec::new();
+        let mut sensitive: Vec<(String, Trigger)> = Vec::new();
         let mut regexes = Vec::new();
         for spec in specs() {
             let regex = spec.regex.map(|r| {
                 regexes.push(Regex::new(r).expect("detector regexes are valid"));
                 regexes.len() - 1
             });
+            let trigger = Trigger {
+                det: spec.det,
+                window: spec.window,
+                regex,
+            };
             for kw in spec.keywords {
-                patterns.push((*kw).to_owned());
-                triggers.push(Trigger {
-                    det: spec.det,
-                    window: spec.window,
-                    regex,
-                });
+                all.push(((*kw).to_owned(), trigger));
+                match spec.det {
+                    Det::Assignment => {}
+                    Det::AzureContext | Det::Zhipu | Det::AwsSecret => {
+                        if !matches!(*kw, "aws-secret" | "awssecret" | "secretaccesskey") {
+                            for v in case_variants(kw) {
+                                sensitive.push((v, trigger));
+                            }
+                        }
+                    }
+                    // `postgresql://` → `postgres`: prefixes merge into one pattern.
+                    Det::Url => sensitive.push((
+                        kw.chars().take_while(char::is_ascii_alphabetic).collect(),
+                        trigger,
+                    )),
+                    _ => sensitive.push(((*kw).to_owned(), trigger)),
+                }
             }
         }
-        for prefix in B64_PREFIXES {
-            for needle in base64_needles(prefix) {
-                patterns.push(needle);
-                triggers.push(Trigger {
-                    det: Det::Base64,
-                    window: Window::Run,
-                    regex: None,
-                });
-            }
-        }
-        let ac = AhoCorasickBuilder::new()
-            .match_kind(MatchKind::Standard)
-            .ascii_case_insensitive(true)
-            .build(&patterns[..])
-            .expect("keyword automaton builds");
+        let needles: Vec<String> = B64_PREFIXES
+            .iter()
+            .flat_map(|p| base64_needles(p))
+            .collect();
         Scanner {
-            ac,
-            patterns,
-            triggers,
+            config: Keywords::build(&all, true),
+            other: Keywords::build(&sensitive, false),
+            b64: AhoCorasickBuilder::new()
+                .match_kind(MatchKind::LeftmostLongest)
+                .build(&needles)
+                .expect("needle automaton builds"),
             regexes,
             pem_begin: Regex::new(r"-----BEGIN[A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----")
                 .expect("valid regex"),
@@ -434,49 +565,77 @@ impl Scanner {
     /// Scans one buffer. `path` (when known) decides whether config-only hits count;
     /// without it they are returned marked `config_only` for the caller to decide.
     pub fn scan(&self, data: &[u8], path: Option<&str>) -> Vec<Hit> {
+        let kind = match path {
+            None => PathKind::Unknown,
+            Some(p) if is_config_path(p) => PathKind::Config,
+            Some(_) => PathKind::Other,
+        };
+        let mut hits = self.scan_kind(data, kind);
+        if path.is_some_and(is_lock_file) {
+            hits.retain(|h| h.rule != Rule::SecretAssignment);
+        }
+        hits
+    }
+
+    /// Scans one buffer whose path kind is known (Git blobs: from the tree walk).
+    pub fn scan_kind(&self, data: &[u8], kind: PathKind) -> Vec<Hit> {
         let mut hits = Vec::new();
         if is_binary(data) {
             return hits;
         }
-        self.scan_into(data, 0, &mut hits);
-        if let Some(p) = path {
-            let config = is_config_path(p);
-            let lock = is_lock_file(p);
-            hits.retain(|h| {
-                (!h.config_only || config) && !(lock && h.rule == Rule::SecretAssignment)
-            });
+        let keywords = match kind {
+            PathKind::Other => &self.other,
+            PathKind::Config | PathKind::Unknown => &self.config,
+        };
+        self.scan_into(keywords, data, 0, &mut hits);
+        if kind == PathKind::Other {
+            hits.retain(|h| !h.config_only);
         }
+        number_lines(data, &mut hits);
         dedup_hits(&mut hits);
         hits
     }
 
-    fn scan_into(&self, data: &[u8], depth: u8, hits: &mut Vec<Hit>) {
-        let mut windows: Vec<(usize, usize, usize)> = Vec::new(); // (trigger, start, end)
-        for m in self.ac.find_overlapping_iter(data) {
-            let t = m.pattern().as_usize();
-            let trig = self.triggers[t];
-            // The automaton ignores ASCII case; base64 needles must match exactly.
-            if matches!(trig.det, Det::Base64)
-                && data[m.start()..m.end()] != *self.patterns[t].as_bytes()
-            {
-                continue;
+    fn scan_into(&self, keywords: &Keywords, data: &[u8], depth: u8, hits: &mut Vec<Hit>) {
+        let mut windows: Vec<(Trigger, usize, usize)> = Vec::new();
+        for m in keywords.ac.find_iter(data) {
+            for trig in &keywords.triggers[m.pattern().as_usize()] {
+                let (s, e) = window(data, m.start(), m.end(), trig.window);
+                windows.push((*trig, s, e));
             }
-            let (s, e) = window(data, m.start(), m.end(), trig.window);
-            windows.push((t, s, e));
+        }
+        if depth < MAX_DEPTH {
+            let mut run_end = 0;
+            for m in self.b64.find_iter(data) {
+                if m.start() < run_end {
+                    continue; // same base64 run as the previous needle
+                }
+                let (s, e) = window(data, m.start(), m.end(), Window::Run);
+                run_end = e;
+                windows.push((B64_TRIGGER, s, e));
+            }
         }
         if windows.is_empty() {
             return;
         }
-        windows.sort_unstable_by_key(|&(t, s, _)| (self.triggers[t].det, s));
-        windows.dedup_by(|a, b| self.triggers[a.0].det == self.triggers[b.0].det && a.1 == b.1);
+        windows.sort_unstable_by_key(|&(t, s, _)| (t.det, s));
+        // Merge overlapping windows of one detector (long lines, keyword runs) so no
+        // byte is searched twice by the same detector.
+        windows.dedup_by(|next, prev| {
+            if next.0.det == prev.0.det && next.1 <= prev.2 {
+                prev.2 = prev.2.max(next.2);
+                true
+            } else {
+                false
+            }
+        });
         let mut k8s_secret: Option<bool> = None;
-        for (t, s, e) in windows {
-            let trig = self.triggers[t];
+        for (trig, s, e) in windows {
             let win = &data[s..e];
             match trig.det {
                 Det::Base64 => {
                     if depth < MAX_DEPTH {
-                        self.decode_run(data, s, e, depth, hits);
+                        self.decode_run(keywords, data, s, e, depth, hits);
                     }
                 }
                 Det::Pem => self.pem(data, s, e, hits),
@@ -490,7 +649,7 @@ impl Scanner {
                         let Some(g) = caps.get(1) else { continue };
                         let abs = s + g.start();
                         if det == Det::Url {
-                            url(data, abs, &caps, hits);
+                            url(data, s, &caps, hits);
                             continue;
                         }
                         let Ok(value) = std::str::from_utf8(g.as_bytes()) else {
@@ -505,9 +664,17 @@ impl Scanner {
         }
     }
 
-    fn decode_run(&self, data: &[u8], s: usize, e: usize, depth: u8, hits: &mut Vec<Hit>) {
+    fn decode_run(
+        &self,
+        keywords: &Keywords,
+        data: &[u8],
+        s: usize,
+        e: usize,
+        depth: u8,
+        hits: &mut Vec<Hit>,
+    ) {
         let run = &data[s..e];
-        if run.len() < 16 || s >= 7 && &data[s - 7..s] == b"base64," {
+        if run.len() < 16 || s >= 7 && &data[s - 7..s] == b"base64," || !self.b64.is_match(run) {
             return;
         }
         let Some(decoded) = decode_base64(run) else {
@@ -517,13 +684,12 @@ impl Scanner {
             return;
         }
         let mut inner = Vec::new();
-        self.scan_into(&decoded, depth + 1, &mut inner);
-        let line = line_of(data, s);
+        self.scan_into(keywords, &decoded, depth + 1, &mut inner);
+        if has_allow_marker(data, s) {
+            return;
+        }
         for mut h in inner {
-            if has_allow_marker(data, s) {
-                continue;
-            }
-            h.line = line;
+            h.offset = s;
             h.encoding = Encoding::Base64;
             hits.push(h);
         }
@@ -531,43 +697,41 @@ impl Scanner {
 
     fn pem(&self, data: &[u8], s: usize, e: usize, hits: &mut Vec<Hit>) {
         let win = &data[s..e];
-        let Some(begin) = self.pem_begin.find(win) else {
-            return;
-        };
-        let rest = &win[begin.end()..];
-        let Some(end_rel) = memchr::memmem::find(rest, b"-----END") else {
-            return;
-        };
-        let body = &rest[..end_rel];
-        let tail = &rest[end_rel..];
-        let close = memchr::memmem::find(&tail[8..], b"-----").map_or(tail.len(), |i| i + 8 + 5);
-        let b64 = body
-            .iter()
-            .filter(|b| b.is_ascii_alphanumeric() || **b == b'+' || **b == b'/')
-            .count();
-        if b64 < 64
-            || memchr::memmem::find(body, b"...").is_some()
-            || memchr::memmem::find(body, b"\xe2\x80\xa6").is_some()
-        {
-            return;
+        for begin in self.pem_begin.find_iter(win) {
+            let rest = &win[begin.end()..];
+            let Some(end_rel) = memchr::memmem::find(rest, b"-----END") else {
+                return;
+            };
+            let body = &rest[..end_rel];
+            let tail = &rest[end_rel..];
+            let close =
+                memchr::memmem::find(&tail[8..], b"-----").map_or(tail.len(), |i| i + 8 + 5);
+            let b64 = body
+                .iter()
+                .filter(|b| b.is_ascii_alphanumeric() || **b == b'+' || **b == b'/')
+                .count();
+            if b64 < 64
+                || memchr::memmem::find(body, b"...").is_some()
+                || memchr::memmem::find(body, "\u{2026}".as_bytes()).is_some()
+                || is_placeholder_body(body)
+            {
+                continue;
+            }
+            let abs = s + begin.start();
+            let block = &data[abs..s + begin.end() + end_rel + close];
+            let Ok(value) = std::str::from_utf8(block) else {
+                continue;
+            };
+            push(
+                hits,
+                data,
+                abs,
+                Rule::PrivateKey,
+                value,
+                Encoding::Plain,
+                false,
+            );
         }
-        let abs = s + begin.start();
-        let block = &data[abs..s + begin.end() + end_rel + close];
-        let Ok(value) = std::str::from_utf8(block) else {
-            return;
-        };
-        if is_placeholder_body(body) {
-            return;
-        }
-        push(
-            hits,
-            data,
-            abs,
-            Rule::PrivateKey,
-            value,
-            Encoding::Plain,
-            false,
-        );
     }
 }
 
@@ -585,10 +749,30 @@ fn is_k8s_secret(data: &[u8]) -> bool {
     memchr::memmem::find(data, b"kind: Secret").is_some()
 }
 
+/// The line around `pos`, looking at most `MAX_LINE + 1` bytes either way (a longer
+/// line comes back clipped, which callers treat as "too long"), so that many
+/// keywords on one enormous line cost linear time.
 fn line_bounds(data: &[u8], pos: usize) -> (usize, usize) {
-    let start = memchr::memrchr(b'\n', &data[..pos]).map_or(0, |i| i + 1);
-    let end = memchr::memchr(b'\n', &data[pos..]).map_or(data.len(), |i| pos + i);
+    let lo = pos.saturating_sub(MAX_LINE + 1);
+    let hi = (pos + MAX_LINE + 1).min(data.len());
+    let start = memchr::memrchr(b'\n', &data[lo..pos]).map_or(lo, |i| lo + i + 1);
+    let end = memchr::memchr(b'\n', &data[pos..hi]).map_or(hi, |i| pos + i);
     (start, end)
+}
+
+/// Fills in `line` for every hit with one pass over the buffer.
+fn number_lines(data: &[u8], hits: &mut [Hit]) {
+    hits.sort_by_key(|h| h.offset);
+    let (mut line, mut at) = (1u32, 0usize);
+    for h in hits {
+        let to = h.offset.min(data.len());
+        if to > at {
+            let n = memchr::memchr_iter(b'\n', &data[at..to]).count();
+            line = line.saturating_add(u32::try_from(n).unwrap_or(u32::MAX));
+            at = to;
+        }
+        h.line = line;
+    }
 }
 
 fn window(data: &[u8], ms: usize, me: usize, kind: Window) -> (usize, usize) {
@@ -605,10 +789,10 @@ fn window(data: &[u8], ms: usize, me: usize, kind: Window) -> (usize, usize) {
             let (mut s, mut e) = line_bounds(data, ms);
             for _ in 0..n {
                 if s > 0 && ms - s < 2048 {
-                    s = memchr::memrchr(b'\n', &data[..s - 1]).map_or(0, |i| i + 1);
+                    s = line_bounds(data, s - 1).0;
                 }
                 if e < data.len() && e - ms < 2048 {
-                    e = memchr::memchr(b'\n', &data[e + 1..]).map_or(data.len(), |i| e + 1 + i);
+                    e = line_bounds(data, e + 1).1;
                 }
             }
             (s.max(ms.saturating_sub(4096)), e.min(me + 4096))
@@ -654,12 +838,6 @@ fn decode_base64(run: &[u8]) -> Option<Vec<u8>> {
         .or_else(|| url.decode(trimmed).ok())
 }
 
-/// 1-based line number of `pos`.
-pub(crate) fn line_of(data: &[u8], pos: usize) -> u32 {
-    let n = memchr::memchr_iter(b'\n', &data[..pos.min(data.len())]).count();
-    u32::try_from(n + 1).unwrap_or(u32::MAX)
-}
-
 const ALLOW_MARKERS: &[&[u8]] = &[
     b"envseal:allow",
     b"gitleaks:allow",
@@ -694,7 +872,8 @@ fn push(
     hits.push(Hit {
         rule,
         secret: SecretValue::new(value),
-        line: line_of(data, pos),
+        line: 0,
+        offset: pos,
         encoding,
         config_only,
     });
@@ -897,7 +1076,8 @@ fn classify(det: Det, value: &str, data: &[u8], pos: usize) -> Option<Rule> {
     }
 }
 
-fn url(data: &[u8], _abs: usize, caps: &regex::bytes::Captures<'_>, hits: &mut Vec<Hit>) {
+/// A connection URL with a password; `base` is where the searched window starts.
+fn url(data: &[u8], base: usize, caps: &regex::bytes::Captures<'_>, hits: &mut Vec<Hit>) {
     let (Some(scheme), Some(user), Some(pass), Some(host)) =
         (caps.get(1), caps.get(2), caps.get(3), caps.get(4))
     else {
@@ -916,7 +1096,11 @@ fn url(data: &[u8], _abs: usize, caps: &regex::bytes::Captures<'_>, hits: &mut V
     };
     let user = String::from_utf8_lossy(user.as_bytes());
     let host = String::from_utf8_lossy(host.as_bytes()).to_ascii_lowercase();
-    let pos = pass.start();
+    let pos = base + pass.start();
+    let malformed_escape = raw
+        .split('%')
+        .skip(1)
+        .any(|rest| rest.len() < 2 || !rest.as_bytes()[..2].iter().all(u8::is_ascii_hexdigit));
     if dify::is_distinctive_default(&decoded) {
         push(
             hits,
@@ -930,6 +1114,7 @@ fn url(data: &[u8], _abs: usize, caps: &regex::bytes::Captures<'_>, hits: &mut V
         return;
     }
     if decoded.len() < 6
+        || malformed_escape
         || is_reference(&raw)
         || is_human_placeholder(&decoded)
         || decoded.contains(char::is_whitespace)
@@ -1173,6 +1358,9 @@ fn compose_default(value: &str) -> Option<Option<&str>> {
 }
 
 fn assignment(data: &[u8], s: usize, e: usize, k8s_secret: bool, hits: &mut Vec<Hit>) {
+    if e - s > MAX_LINE {
+        return; // minified text, not configuration
+    }
     let Ok(line) = std::str::from_utf8(&data[s..e]) else {
         return;
     };
@@ -1264,6 +1452,16 @@ fn assignment(data: &[u8], s: usize, e: usize, k8s_secret: bool, hits: &mut Vec<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn case_sensitive_keyword_set_stays_small_enough_for_a_prefilter() {
+        let s = Scanner::new();
+        assert!(
+            s.other.ac.patterns_len() <= 64,
+            "{}",
+            s.other.ac.patterns_len()
+        );
+    }
 
     #[test]
     fn base62_checksum_matches_a_known_vector() {

@@ -7,14 +7,15 @@
 const DISTINCTIVE: &[&str] = &[
     "difyai123456",
     "Difyai123456",
+    "Dify123456",
     "difyai12345",
     "dify-sandbox",
     "difypassword",
     "Dify@123",
     "Dify@1234",
     "Qazwsxedc!@#123",
-    // The shipped SECRET_KEY.
-    "sk-9f73s3ljTXVcMT3Blb3ljTqtsKiGHXVcMT3BlbkFJLK7U",
+    // The shipped SECRET_KEY (public; this table is what recognises it).
+    "sk-9f73s3ljTXVcMT3Blb3ljTqtsKiGHXVcMT3BlbkFJLK7U", // envseal:allow
     // PLUGIN_DAEMON_KEY / SERVER_KEY.
     "lYkiYYT6owG+71oLerGzA7GXCgOT++6ovaezWAjpCjf+Sjc3ZtU+qUEi",
     // PLUGIN_DIFY_INNER_API_KEY / DIFY_INNER_API_KEY.

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
-fn walk(root: &Path, dir: &Path, out: &mut Vec<PathBuf>, notices: &mut Vec<Notice>) {
+fn walk(dir: &Path, out: &mut Vec<PathBuf>, notices: &mut Vec<Notice>) {
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) => {
@@ -25,7 +25,7 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<PathBuf>, notices: &mut Vec<Notic
         let path = entry.path();
         if ft.is_dir() {
             if entry.file_name() != ".git" {
-                walk(root, &path, out, notices);
+                walk(&path, out, notices);
             }
         } else if ft.is_file() {
             out.push(path);
@@ -47,7 +47,7 @@ pub fn scan_directory(
     let mut files = Vec::new();
     let mut notices = Vec::new();
     let base = if meta.is_dir() {
-        walk(root, root, &mut files, &mut notices);
+        walk(root, &mut files, &mut notices);
         root.to_path_buf()
     } else {
         files.push(root.to_path_buf());

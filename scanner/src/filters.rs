@@ -85,6 +85,12 @@ pub(crate) fn is_placeholder(value: &str) -> bool {
     if distinct <= 2 && bytes.len() >= 4 {
         return true;
     }
+    // A repeated unit: abcabcabc, 0123456789abcdef0123456789abcdef.
+    if (8..=256).contains(&bytes.len())
+        && (1..=bytes.len() / 2).any(|p| bytes[p..] == bytes[..bytes.len() - p])
+    {
+        return true;
+    }
     // Ascending runs: 0123456789, abcdefgh.
     let mut run = 1;
     for w in bytes.windows(2) {
@@ -195,6 +201,7 @@ pub(crate) fn is_trivial_password(value: &str) -> bool {
         "demo",
         "qwerty",
         "toor",
+        "hunter2",
         "sqlx",
         "pg",
     ];

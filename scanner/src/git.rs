@@ -5,7 +5,8 @@
 //!
 //! Never shells out to `git` and never writes to the repository.
 
-use crate::detect::{Hit, Scanner};
+use crate::detect::{Hit, PathKind, Scanner};
+use crate::filters::is_config_path;
 use crate::report::{group, CommitInfo, Source, SourceLocation};
 use crate::{Notice, Progress, ScanError, ScanOptions, ScanResult, Stats};
 use gix::hash::ObjectId;
@@ -120,6 +121,10 @@ impl std::error::Error for Stop {}
 
 struct Collector<'a> {
     scanner: &'a Scanner,
+    /// Explicit kinds (ranges, where paths come from the diffs).
+    kinds: HashMap<ObjectId, PathKind>,
+    /// The kind of blobs not in `kinds`.
+    default_kind: PathKind,
     max: u64,
     hits: Mutex<Vec<(ObjectId, Vec<Hit>)>>,
     notices: Mutex<Vec<Notice>>,
@@ -141,7 +146,8 @@ impl Collector<'_> {
         }
         self.blobs.fetch_add(1, Ordering::Relaxed);
         self.bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
-        let hits = self.scanner.scan(data, None);
+        let kind = self.kinds.get(&id).copied().unwrap_or(self.default_kind);
+        let hits = self.scanner.scan_kind(data, kind);
         if !hits.is_empty() {
             self.hits.lock().expect("no poisoning").push((id, hits));
         }
@@ -168,8 +174,15 @@ fn scan_all_objects(
 ) -> Result<ScanResult, ScanError> {
     let objects = repo.common_dir().join("objects");
     let hash = repo.object_hash();
+    // The history walk (paths, attribution, which blobs are configuration) runs on
+    // its own thread while the object pass scans every blob with the provider
+    // detectors; configuration blobs get a second look with every detector after.
+    let sync = repo.clone().into_sync();
+    let walker = std::thread::spawn(move || walk_history(&sync.to_thread_local()));
     let collector = Collector {
         scanner,
+        kinds: HashMap::new(),
+        default_kind: PathKind::Other,
         max: opts.max_blob_size,
         hits: Mutex::new(Vec::new()),
         notices: Mutex::new(Vec::new()),
@@ -255,33 +268,38 @@ fn scan_all_objects(
         bytes,
         ..
     } = collector;
+    let history = walker.join().map_err(|_| ScanError::Git {
+        context: "walking the history",
+        source: "the history walk panicked".into(),
+    })??;
     let mut hits = hits.into_inner().expect("no poisoning");
-    hits.sort_by(|a, b| a.0.cmp(&b.0));
-    hits.dedup_by(|a, b| a.0 == b.0);
-    let mut stats = Stats {
+    hits.retain(|(id, _)| !history.config.contains(id));
+    let config_ids: Vec<ObjectId> = history.config.iter().copied().collect();
+    let second = Collector {
+        scanner,
+        kinds: HashMap::new(),
+        default_kind: PathKind::Config,
+        max: opts.max_blob_size,
+        hits: Mutex::new(Vec::new()),
+        notices: Mutex::new(Vec::new()), // already reported by the object pass
+        blobs: AtomicU64::new(0),
+        bytes: AtomicU64::new(0),
+    };
+    read_each(repo, &config_ids, &second);
+    hits.extend(second.hits.into_inner().expect("no poisoning"));
+    hits.sort_by_key(|h| h.0);
+    let stats = Stats {
         blobs: blobs.into_inner(),
         bytes: bytes.into_inner(),
-        ..Stats::default()
+        commits: history.commits.len() as u64,
     };
-    let sources = if hits.is_empty() {
-        Vec::new()
-    } else {
-        let targets: HashSet<ObjectId> = hits.iter().map(|(id, _)| *id).collect();
-        let (mut locations, commits) = attribute(repo, &targets)?;
-        stats.commits = commits;
-        hits.into_iter()
-            .map(|(id, hits)| Source {
-                locations: locations.remove(&id).unwrap_or_else(|| {
-                    vec![SourceLocation {
-                        path: None,
-                        commit: None,
-                        blob: Some(id.to_string()),
-                    }]
-                }),
-                hits,
-            })
-            .collect()
-    };
+    let sources = hits
+        .into_iter()
+        .map(|(id, hits)| Source {
+            locations: history.locations(&id),
+            hits,
+        })
+        .collect();
     Ok(ScanResult {
         findings: group(sources),
         notices: notices.into_inner().expect("no poisoning"),
@@ -395,53 +413,90 @@ fn join(prefix: &[u8], name: &[u8]) -> Vec<u8> {
     p
 }
 
-/// Finds, for each target blob, every path it appears at and the oldest commit that
-/// put it there. Each distinct tree is read once.
-fn attribute(
-    repo: &gix::Repository,
-    targets: &HashSet<ObjectId>,
-) -> Result<(HashMap<ObjectId, Vec<SourceLocation>>, u64), ScanError> {
+/// Every blob reachable from the references, with every path it appears at and
+/// the oldest commit that put it there; each distinct tree is read once.
+struct History {
+    commits: Vec<CommitInfo>,
+    paths: Vec<String>,
+    /// Blob → (commit index, path index), oldest first, one entry per path.
+    blobs: HashMap<ObjectId, Vec<(u32, u32)>>,
+    /// Blobs seen at a configuration path.
+    config: HashSet<ObjectId>,
+}
+
+impl History {
+    fn locations(&self, id: &ObjectId) -> Vec<SourceLocation> {
+        match self.blobs.get(id) {
+            Some(locs) => locs
+                .iter()
+                .map(|&(c, p)| SourceLocation {
+                    path: Some(self.paths[p as usize].clone()),
+                    commit: Some(self.commits[c as usize].clone()),
+                    blob: Some(id.to_string()),
+                })
+                .collect(),
+            None => vec![SourceLocation {
+                path: None,
+                commit: None,
+                blob: Some(id.to_string()),
+            }],
+        }
+    }
+}
+
+fn walk_history(repo: &gix::Repository) -> Result<History, ScanError> {
     let commits = commits(repo, &[])?;
     let mut seen: HashSet<ObjectId> = HashSet::new();
-    let mut found: HashMap<ObjectId, Vec<SourceLocation>> = HashMap::new();
+    let mut blobs: HashMap<ObjectId, Vec<(u32, u32)>> = HashMap::new();
+    let mut paths: Vec<String> = Vec::new();
+    let mut path_ids: HashMap<Vec<u8>, u32> = HashMap::new();
+    let mut config: HashSet<ObjectId> = HashSet::new();
     let mut buf = Vec::new();
-    for c in &commits {
-        let info = CommitInfo {
-            id: c.id.to_string(),
-            time: c.time,
-        };
+    for (ci, c) in commits.iter().enumerate() {
+        let ci = u32::try_from(ci).unwrap_or(u32::MAX);
         let mut stack: Vec<(ObjectId, Vec<u8>)> = vec![(c.tree, Vec::new())];
         while let Some((tree, prefix)) = stack.pop() {
             if !seen.insert(tree) {
                 continue;
             }
-            let entries = match read_tree(repo, &tree, &mut buf) {
-                Ok(e) => e,
-                Err(_) => continue, // a missing or damaged tree hides only its own paths
+            let Ok(entries) = read_tree(repo, &tree, &mut buf) else {
+                continue; // a missing or damaged tree hides only its own paths
             };
             for e in entries {
+                let path = join(&prefix, &e.name);
                 if e.is_tree {
                     if !seen.contains(&e.id) {
-                        stack.push((e.id, join(&prefix, &e.name)));
+                        stack.push((e.id, path));
                     }
-                } else if targets.contains(&e.id) {
-                    let path = String::from_utf8_lossy(&join(&prefix, &e.name)).into_owned();
-                    let locs = found.entry(e.id).or_default();
-                    if !locs
-                        .iter()
-                        .any(|l| l.path.as_deref() == Some(path.as_str()))
-                    {
-                        locs.push(SourceLocation {
-                            path: Some(path),
-                            commit: Some(info.clone()),
-                            blob: Some(e.id.to_string()),
-                        });
+                    continue;
+                }
+                let next = u32::try_from(paths.len()).unwrap_or(u32::MAX);
+                let pi = *path_ids.entry(path).or_insert_with_key(|p| {
+                    paths.push(String::from_utf8_lossy(p).into_owned());
+                    next
+                });
+                let locs = blobs.entry(e.id).or_default();
+                if !locs.iter().any(|&(_, p)| p == pi) {
+                    locs.push((ci, pi));
+                    if is_config_path(&paths[pi as usize]) {
+                        config.insert(e.id);
                     }
                 }
             }
         }
     }
-    Ok((found, commits.len() as u64))
+    Ok(History {
+        commits: commits
+            .iter()
+            .map(|c| CommitInfo {
+                id: c.id.to_string(),
+                time: c.time,
+            })
+            .collect(),
+        paths,
+        blobs,
+        config,
+    })
 }
 
 /// Blobs (with paths) a tree adds or changes relative to another.
@@ -521,8 +576,26 @@ fn scan_range(
             }
         }
     }
+    let kinds = introduced
+        .iter()
+        .map(|(id, locs)| {
+            let config = locs
+                .iter()
+                .any(|l| l.path.as_deref().is_some_and(is_config_path));
+            (
+                *id,
+                if config {
+                    PathKind::Config
+                } else {
+                    PathKind::Other
+                },
+            )
+        })
+        .collect();
     let collector = Collector {
         scanner,
+        kinds,
+        default_kind: PathKind::Unknown,
         max: opts.max_blob_size,
         hits: Mutex::new(Vec::new()),
         notices: Mutex::new(Vec::new()),
@@ -548,7 +621,6 @@ fn scan_range(
             blobs: collector.blobs.into_inner(),
             bytes: collector.bytes.into_inner(),
             commits: commits.len() as u64,
-            ..Stats::default()
         },
     })
 }

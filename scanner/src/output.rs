@@ -211,7 +211,6 @@ struct SarifTool {
 struct SarifDriver {
     name: &'static str,
     version: &'static str,
-    information_uri: &'static str,
     rules: Vec<SarifRule>,
 }
 
@@ -343,7 +342,6 @@ pub fn sarif(findings: &[Finding], reveal: bool) -> String {
                 driver: SarifDriver {
                     name: "envseal",
                     version: env!("CARGO_PKG_VERSION"),
-                    information_uri: "https://github.com/envseal/envseal",
                     rules,
                 },
             },

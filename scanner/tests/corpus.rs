@@ -45,3 +45,23 @@ fn corpus_true_positives_and_decoys() {
         failures.join("\n")
     );
 }
+
+#[test]
+fn url_password_reports_its_own_line_not_the_windows() {
+    let pw = common::corpus::password();
+    let text = format!("# settings\n\nDATABASE_URL = 'postgresql://app:{pw}@db.internal/app'\n");
+    let hits = Scanner::new().scan(text.as_bytes(), Some("settings.py"));
+    assert_eq!(hits.len(), 1);
+    assert_eq!(hits[0].line, 3);
+}
+
+#[test]
+fn malformed_percent_escapes_and_joke_passwords_are_not_findings() {
+    for url in [
+        "redis://:bad%zz@cache:6379",
+        "postgres://app:hunter2@db/app",
+    ] {
+        let hits = Scanner::new().scan(format!("URL = \"{url}\"\n").as_bytes(), Some("a.py"));
+        assert!(hits.is_empty(), "{url}");
+    }
+}

@@ -41,7 +41,7 @@ fn secret_added_then_deleted_is_found_in_history_with_its_commit() {
     repo.commit("remove deploy");
     for packed in [false, true] {
         if packed {
-            repo.git(&["gc", "-q", "--aggressive"]);
+            repo.pack();
         }
         let result = scan(&repo);
         let f = only(&result, &key);
@@ -292,7 +292,7 @@ fn corrupt_pack_is_a_notice_not_a_crash() {
     let key = github_token('p');
     repo.write("k.sh", &format!("T={key}\n"));
     repo.commit("many");
-    repo.git(&["gc", "-q"]);
+    repo.pack();
     let pack_dir = repo.path().join(".git/objects/pack");
     let pack = std::fs::read_dir(&pack_dir)
         .unwrap()

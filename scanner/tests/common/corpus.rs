@@ -415,10 +415,13 @@ pub fn cases() -> Vec<Case> {
         vec![("openai-api-key", k), ("secret-assignment", p)],
     ));
     // Dify's shipped defaults.
+    let default_pw = ["difyai", "123456"].concat();
     v.push(case(
         "dify/docker/.env",
-        "DB_PASSWORD=difyai123456\nREDIS_PASSWORD=difyai123456\nCELERY_BROKER_URL=redis://:difyai123456@redis:6379/1\n".to_owned(),
-        vec![("dify-default-credential", "difyai123456".to_owned())],
+        format!(
+            "DB_PASSWORD={default_pw}\nREDIS_PASSWORD={default_pw}\nCELERY_BROKER_URL=redis://:{default_pw}@redis:6379/1\n"
+        ),
+        vec![("dify-default-credential", default_pw.clone())],
     ));
     v.push(case(
         "dify/sandbox.env",
@@ -566,6 +569,78 @@ pub fn cases() -> Vec<Case> {
         "decoy/code.py",
         "tokens = tokenize(text)\nsecret_name = 'DB_PASSWORD'\npassword_field = form.password\n"
             .to_owned(),
+    ));
+    // One decoy per provider detector: right prefix, wrong content.
+    v.push(d(
+        "decoy/anthropic.md",
+        format!("`{}-ant-api03-{}AA`\n", "sk", "X".repeat(93)),
+    ));
+    v.push(d(
+        "decoy/google.js",
+        format!("const key = \"{}za{}\";\n", "AI", "X".repeat(35)),
+    ));
+    v.push(d(
+        "decoy/azure.env",
+        format!(
+            "AZURE_OPENAI_ENDPOINT=https://x.openai.azure.com\nAZURE_OPENAI_API_KEY={}\n",
+            "0".repeat(32)
+        ),
+    ));
+    v.push(d(
+        "decoy/deepseek.py",
+        format!(
+            "# deepseek\nKEY = \"{}-{}\"\n",
+            "sk",
+            "0123456789abcdef".repeat(2)
+        ),
+    ));
+    v.push(d(
+        "decoy/moonshot.css",
+        format!(
+            ".{}-{} {{ color: red }}\n",
+            "sk",
+            "abcdefghij".repeat(5).get(..48).unwrap()
+        ),
+    ));
+    v.push(d(
+        "decoy/zhipu_no_context.txt",
+        format!("build {}.{}\n", rand_str(HEX, 32), rand_str(ALNUM, 16)),
+    ));
+    v.push(d(
+        "decoy/aws_no_context.txt",
+        format!("digest: {}\n", rand_str(B64, 40)),
+    ));
+    v.push(d(
+        "decoy/gitlab.md",
+        format!("`{}-{}`\n", "glpat", "x".repeat(20)),
+    ));
+    v.push(d(
+        "decoy/slack.md",
+        format!("SLACK_BOT_TOKEN={}-your-bot-token\n", "xoxb"),
+    ));
+    v.push(d(
+        "decoy/slack_webhook.md",
+        format!(
+            "https://hooks.{}.com/services/T00000000/B00000000/{}\n",
+            "slack",
+            "X".repeat(24)
+        ),
+    ));
+    v.push(d(
+        "decoy/hf.py",
+        format!("token = \"{}_{}\"\n", "hf", "x".repeat(34)),
+    ));
+    v.push(d(
+        "decoy/sendgrid.md",
+        format!("`{}.{}.{}`\n", "SG", "x".repeat(22), "x".repeat(43)),
+    ));
+    v.push(d(
+        "decoy/dify_words.css",
+        ".app-containerizationlayouts { }\n.dataset-documentuploadpanel { }\n".to_owned(),
+    ));
+    v.push(d(
+        "decoy/github_pat.md",
+        format!("`github_pat_{}_{}`\n", "X".repeat(22), "X".repeat(59)),
     ));
     v.push(d(
         "decoy/allowed.env",

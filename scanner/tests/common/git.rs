@@ -29,6 +29,7 @@ impl Repo {
         let out = Command::new("git")
             .args(args)
             .current_dir(self.path())
+            .stdin(std::process::Stdio::null())
             .env("GIT_AUTHOR_DATE", &date)
             .env("GIT_COMMITTER_DATE", &date)
             .env("GIT_CONFIG_NOSYSTEM", "1")
@@ -44,6 +45,30 @@ impl Repo {
             .expect("utf8")
             .trim()
             .to_owned()
+    }
+
+    /// Packs every reachable object into one pack and drops the loose copies
+    /// (plumbing only: `rev-list | pack-objects`, then `prune-packed`).
+    pub fn pack(&self) {
+        use std::io::Write as _;
+        let objects = self.git(&["rev-list", "--objects", "--all"]);
+        let mut child = Command::new("git")
+            .args(["pack-objects", "-q", ".git/objects/pack/pack"])
+            .current_dir(self.path())
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("HOME", self.path())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("git pack-objects runs");
+        child
+            .stdin
+            .take()
+            .expect("piped")
+            .write_all(format!("{objects}\n").as_bytes())
+            .expect("write object list");
+        assert!(child.wait().expect("pack-objects finishes").success());
+        self.git(&["prune-packed"]);
     }
 
     pub fn write(&self, path: &str, content: &str) -> PathBuf {
