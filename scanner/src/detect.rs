@@ -955,8 +955,12 @@ fn classify(det: Det, value: &str, data: &[u8], pos: usize) -> Option<Rule> {
     if is_documented_example(value) {
         return None;
     }
+    // Judge the part after a short prefix such as `sk-` or `ghp_`; a separator further
+    // in (or one that leaves almost nothing) is part of the random body itself, as in
+    // a Google key ending in `_`.
     let body = value
         .find(['-', '_', '.'])
+        .filter(|&i| i < 12 && value.len() - i > 8)
         .map_or(value, |i| &value[i + 1..]);
     if is_placeholder(body) {
         return None;

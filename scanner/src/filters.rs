@@ -25,7 +25,6 @@ pub(crate) fn entropy(s: &str) -> f64 {
 
 /// Markers of a value that stands for a secret without being one.
 const PLACEHOLDER_WORDS: &[&str] = &[
-    "your",
     "xxxx",
     "changeme",
     "change_me",
@@ -41,7 +40,6 @@ const PLACEHOLDER_WORDS: &[&str] = &[
     "****",
     "....",
     "…",
-    "todo",
     "fixme",
     "foobar",
     "lorem",
@@ -65,6 +63,17 @@ pub(crate) fn is_placeholder(value: &str) -> bool {
     let lower = value.to_ascii_lowercase();
     if PLACEHOLDER_WORDS.iter().any(|w| lower.contains(w)) {
         return true;
+    }
+    // Short words only as words (`your-key-here`, `TODO`), not inside random text.
+    for w in ["your", "todo"] {
+        if lower.match_indices(w).any(|(i, _)| {
+            let before = lower[..i].chars().next_back();
+            let after = lower[i + w.len()..].chars().next();
+            let edge = |c: Option<char>| c.is_none_or(|c| !c.is_ascii_alphanumeric());
+            edge(before) || edge(after)
+        }) {
+            return true;
+        }
     }
     let bytes = lower.as_bytes();
     if bytes.is_empty() {

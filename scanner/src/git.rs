@@ -239,7 +239,7 @@ fn scan_all_objects(
             gix::odb::pack::index::traverse::Options {
                 traversal: Algorithm::DeltaTreeLookup,
                 thread_limit: opts.threads,
-                check: SafetyCheck::SkipFileAndObjectChecksumVerification,
+                check: SafetyCheck::SkipFileChecksumVerification,
                 alloc_limit_bytes: None,
                 make_pack_lookup_cache: || gix::odb::pack::cache::Never,
             },
