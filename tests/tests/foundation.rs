@@ -405,7 +405,7 @@ fn ten_mebibyte_body_is_refused_cleanly_over_a_real_socket() {
 fn cli_refuses_oversized_values_before_sending() {
     let server = Server::start();
     setup(&server);
-    let big = vec![b'a'; envseal_core_max() + 1];
+    let big = vec![b'a'; envseal_core::MAX_VALUE_BYTES + 1];
     let (code, _, err) = run(
         server
             .cli()
@@ -414,10 +414,6 @@ fn cli_refuses_oversized_values_before_sending() {
     );
     assert_eq!(code, 2);
     assert!(err.contains("at most 262144 bytes"), "{err}");
-}
-
-fn envseal_core_max() -> usize {
-    256 * 1024
 }
 
 #[test]
