@@ -389,7 +389,8 @@ pub fn pid_namespace_available(test: &str) -> bool {
 pub fn as_pid1(cmd: &Command) -> Command {
     let mut wrapped = Command::new("unshare");
     wrapped
-        .args(["--pid", "--fork", "--mount-proc", "--"])
+        // --kill-child: if the test dies, PID 1 (and with it the namespace) dies too.
+        .args(["--pid", "--fork", "--kill-child", "--mount-proc", "--"])
         .arg(cmd.get_program())
         .args(cmd.get_args());
     for (k, v) in cmd.get_envs() {

@@ -7,7 +7,8 @@ use envseal_e2e::{
 };
 use std::io::{BufRead as _, BufReader};
 use std::os::unix::process::ExitStatusExt as _;
-use std::process::{Child, ChildStdout, Command, Stdio};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
 
 struct Setup {
@@ -25,15 +26,43 @@ fn setup() -> Setup {
 
 impl Setup {
     fn run(&self, script: &str) -> Command {
+        self.run_in("sh", script)
+    }
+
+    fn run_in(&self, shell: &str, script: &str) -> Command {
         let mut cmd = launcher(&self.server, &self.token, "dify", "prod");
-        cmd.args(["--quiet", "--", "sh", "-c", script]);
+        cmd.args(["--quiet", "--", shell, "-c", script]);
         cmd
     }
 }
 
+/// The `unshare` process around a launcher as PID 1; killed (and with it the whole
+/// namespace, by `--kill-child`) when a test ends early.
+struct Pid1(Child);
+
+impl std::ops::Deref for Pid1 {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Pid1 {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Pid1 {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// The launcher as PID 1, its stdout piped; returns the `unshare` child, the
-/// launcher's pid as seen from here, and a reader of the child's stdout.
-fn start_pid1(cmd: &Command) -> (Child, u32, BufReader<ChildStdout>) {
+/// launcher's pid as seen from here, and the lines of the child's stdout.
+fn start_pid1(cmd: &Command) -> (Pid1, u32, Receiver<String>) {
     let mut child = as_pid1(cmd)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -46,15 +75,38 @@ fn start_pid1(cmd: &Command) -> (Child, u32, BufReader<ChildStdout>) {
         launcher = children_of(unshare).first().copied();
         launcher.is_some()
     });
-    let out = BufReader::new(child.stdout.take().unwrap());
-    (child, launcher.unwrap(), out)
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in stdout.lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    (Pid1(child), launcher.unwrap(), rx)
 }
 
-fn expect_line(out: &mut BufReader<ChildStdout>, want: &str) {
-    let mut line = String::new();
-    out.read_line(&mut line)
-        .expect("reading the child's output");
-    assert_eq!(line.trim_end(), want);
+/// The child's next line of output, which must come within ten seconds.
+fn expect_line(out: &mut Receiver<String>, want: &str) {
+    match out.recv_timeout(Duration::from_secs(10)) {
+        Ok(line) => assert_eq!(line, want),
+        Err(err) => panic!("waiting for {want:?}: {err}"),
+    }
+}
+
+/// The number of a signal named as bash names it (`RTMIN+3`).
+fn signal_number(name: &str) -> i32 {
+    let out = Command::new("bash")
+        .args(["-c", &format!("kill -l {name}")])
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
 }
 
 fn wait_exit(child: &mut Child, within: Duration) -> std::process::ExitStatus {
@@ -198,6 +250,45 @@ while :; do sleep 1000 & wait $!; done"#;
     expect_line(&mut out, "got-INT");
     let status = wait_exit(&mut child, Duration::from_secs(1));
     assert_eq!(status.code(), Some(3));
+}
+
+#[test]
+fn realtime_signals_are_forwarded_and_a_realtime_death_propagates() {
+    if !pid_namespace_available("realtime_signals_are_forwarded") {
+        return;
+    }
+    let s = setup();
+    let script = r#"trap 'echo got-RTMIN+3' RTMIN+3
+trap 'echo got-RTMAX; exit 4' RTMAX
+echo ready
+while :; do sleep 1000 & wait $!; done"#;
+    let (mut child, pid1, mut out) = start_pid1(&s.run_in("bash", script));
+    expect_line(&mut out, "ready");
+    send_signal(pid1, "RTMIN+3");
+    expect_line(&mut out, "got-RTMIN+3");
+    send_signal(pid1, &signal_number("RTMAX").to_string());
+    expect_line(&mut out, "got-RTMAX");
+    assert_eq!(
+        wait_exit(&mut child, Duration::from_secs(1)).code(),
+        Some(4)
+    );
+
+    // A child that dies of a real-time signal: 128+N as PID 1, the same death outside.
+    let rt = signal_number("RTMIN+2");
+    let out = as_pid1(&s.run_in("bash", "kill -s RTMIN+2 $$"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(128 + rt));
+    let mut cmd = launcher(&s.server, &s.token, "dify", "prod");
+    cmd.args([
+        "--quiet",
+        "--supervise",
+        "--",
+        "bash",
+        "-c",
+        "kill -s RTMIN+2 $$",
+    ]);
+    assert_eq!(cmd.output().unwrap().status.signal(), Some(rt));
 }
 
 #[test]

@@ -9,6 +9,7 @@ mod files;
 mod plan;
 mod source;
 mod supervise;
+mod sys;
 
 use crate::global::{EnvTarget, Global};
 use crate::profile_dify::{Profile, Service};

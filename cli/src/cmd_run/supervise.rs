@@ -10,10 +10,10 @@
 use super::files;
 use super::plan::ChildSpec;
 use super::source::Watcher;
+use super::sys::{self, Ended};
 use anyhow::Context as _;
 use nix::errno::Errno;
 use nix::sys::signal::{kill, killpg, Signal};
-use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 use signal_hook::consts::signal::*;
 use signal_hook::iterator::Signals;
@@ -28,8 +28,8 @@ use std::time::{Duration, Instant};
 /// SIGTRAP, SIGSYS and SIGABRT (they describe the launcher's own faults), SIGCHLD
 /// (used for reaping), and SIGTTIN/SIGTTOU: they concern the launcher's own terminal
 /// access and keep their default action (a handler would make the kernel restart a
-/// background write to a `tostop` terminal forever); real-time signals cannot be
-/// named through nix's safe API.
+/// background write to a `tostop` terminal forever). The real-time signals
+/// (SIGRTMIN..=SIGRTMAX) are forwarded as well; see [`forwarded`].
 const FORWARDED: &[i32] = &[
     SIGHUP,
     SIGINT,
@@ -110,11 +110,9 @@ fn give_terminal(pgid: Pid) {
     }
 }
 
-/// How the main child ended.
-#[derive(Clone, Copy)]
-enum Status {
-    Code(i32),
-    Signal(Signal),
+/// Whether `sig` is passed on to the child's group.
+fn forwarded(sig: i32) -> bool {
+    FORWARDED.contains(&sig) || sys::realtime_signals().contains(&sig)
 }
 
 /// Wakes the main loop (it treats SIGCHLD as "look at the state").
@@ -122,29 +120,23 @@ fn wake() {
     let _ = kill(nix::unistd::getpid(), Signal::SIGCHLD);
 }
 
-/// Reaps every child that has exited; returns the main child's status if it did.
-fn reap(main: Pid) -> anyhow::Result<Option<Status>> {
+/// Reaps every child that has ended; returns the main child's status if it did.
+fn reap(main: Pid) -> anyhow::Result<Option<Ended>> {
     let mut status = None;
     loop {
-        match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
-            Ok(WaitStatus::StillAlive) | Err(Errno::ECHILD) => return Ok(status),
-            Ok(WaitStatus::Exited(pid, code)) if pid == main => {
-                status = Some(Status::Code(code));
-            }
-            Ok(WaitStatus::Signaled(pid, sig, _)) if pid == main => {
-                status = Some(Status::Signal(sig));
-            }
-            Ok(_) | Err(Errno::EINTR) => {}
+        match sys::reap_one(None) {
+            Ok(None) | Err(Errno::ECHILD) => return Ok(status),
+            Ok(Some((pid, ended))) if pid == main => status = Some(ended),
+            Ok(Some(_)) | Err(Errno::EINTR) => {}
             Err(err) => return Err(err).context("waiting for children"),
         }
     }
 }
 
+/// Passes `sig` to the child's group, or to the child alone if it has left the group.
 fn forward(pgid: Pid, sig: i32) {
-    if let Ok(signal) = Signal::try_from(sig) {
-        if killpg(pgid, signal).is_err() {
-            let _ = kill(pgid, signal);
-        }
+    if sys::killpg(pgid, sig).is_err() {
+        let _ = sys::kill(pgid, sig);
     }
 }
 
@@ -204,8 +196,14 @@ pub(crate) fn supervise(
     stop_timeout: Duration,
     early: Option<EarlyStop>,
 ) -> anyhow::Result<ExitCode> {
-    let mut signals =
-        Signals::new(FORWARDED.iter().chain(&[SIGCHLD])).context("installing signal handlers")?;
+    let mut signals = Signals::new(
+        FORWARDED
+            .iter()
+            .copied()
+            .chain(sys::realtime_signals())
+            .chain([SIGCHLD]),
+    )
+    .context("installing signal handlers")?;
     if let Some(early) = early {
         early.disarm();
     }
@@ -245,7 +243,7 @@ pub(crate) fn supervise(
     let mut shutting_down = false;
     loop {
         for sig in signals.wait() {
-            if FORWARDED.contains(&sig) {
+            if forwarded(sig) {
                 forward(child, sig);
                 if matches!(sig, SIGTERM | SIGINT | SIGQUIT) {
                     shutting_down = true;
@@ -298,21 +296,17 @@ pub(crate) fn supervise(
 
 /// The launcher's own exit: the child's code, or its signal re-raised. As PID 1 the
 /// kernel ignores the re-raised signal, so the shell convention 128+N follows.
-fn exit_with(status: Status) -> ExitCode {
+fn exit_with(status: Ended) -> ExitCode {
     match status {
-        Status::Code(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
-        Status::Signal(sig) => {
-            // As PID 1 a re-raised signal is discarded by the kernel, and signal-hook's
-            // emulation would then fall back on abort(): skip straight to 128+N.
+        Ended::Code(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
+        Ended::Signal(sig) => {
+            // As PID 1 a re-raised signal is discarded by the kernel: skip straight to
+            // 128+N.
             if nix::unistd::getpid().as_raw() != 1 {
                 let _ = std::io::Write::flush(&mut std::io::stderr());
-                if sig == Signal::SIGKILL {
-                    let _ = nix::sys::signal::raise(sig);
-                } else {
-                    let _ = signal_hook::low_level::emulate_default_handler(sig as i32);
-                }
+                sys::die_by(sig);
             }
-            ExitCode::from(128u8.saturating_add(sig as u8))
+            ExitCode::from(u8::try_from(128 + sig).unwrap_or(u8::MAX))
         }
     }
 }
