@@ -231,6 +231,23 @@ fn scan_all_objects(
             }
             Ok(())
         };
+        // Damage shows as a pack entry whose CRC32 differs from the index's. A sound
+        // pack is then decoded without hashing every object again; a damaged one
+        // (or one whose index has no CRC32s) with every object checksum verified.
+        let check = match damaged_entries(bundle) {
+            Some(0) => SafetyCheck::SkipFileAndObjectChecksumVerification,
+            Some(damaged) => {
+                c.notices
+                    .lock()
+                    .expect("no poisoning")
+                    .push(Notice::Unreadable {
+                        what: format!("pack {}", bundle.pack.path().display()),
+                        source: format!("{damaged} entries fail their CRC32 check").into(),
+                    });
+                SafetyCheck::SkipFileChecksumVerification
+            }
+            None => SafetyCheck::SkipFileChecksumVerification,
+        };
         let outcome = bundle.index.traverse(
             &bundle.pack,
             &mut gix::progress::Discard,
@@ -239,7 +256,7 @@ fn scan_all_objects(
             gix::odb::pack::index::traverse::Options {
                 traversal: Algorithm::DeltaTreeLookup,
                 thread_limit: opts.threads,
-                check: SafetyCheck::SkipFileChecksumVerification,
+                check,
                 alloc_limit_bytes: None,
                 make_pack_lookup_cache: || gix::odb::pack::cache::Never,
             },
@@ -305,6 +322,32 @@ fn scan_all_objects(
         notices: notices.into_inner().expect("no poisoning"),
         stats,
     })
+}
+
+/// How many entries of the pack fail the CRC32 recorded in its index (each entry's
+/// compressed bytes, header included), or `None` for an index without CRC32s.
+fn damaged_entries(bundle: &gix::odb::pack::Bundle) -> Option<usize> {
+    let mut entries: Vec<(u64, u32)> = bundle
+        .index
+        .iter()
+        .map(|e| e.crc32.map(|crc| (e.pack_offset, crc)))
+        .collect::<Option<_>>()?;
+    entries.sort_unstable_by_key(|&(offset, _)| offset);
+    let pack = &bundle.pack;
+    let end = pack.pack_end() as u64;
+    let damaged = (0..entries.len())
+        .into_par_iter()
+        .with_min_len(256)
+        .filter(|&i| {
+            let (start, want) = entries[i];
+            let stop = entries.get(i + 1).map_or(end, |&(next, _)| next);
+            match pack.entry_slice(start..stop) {
+                Some(bytes) if start < stop => gix::features::hash::crc32(bytes) != want,
+                _ => true,
+            }
+        })
+        .count();
+    Some(damaged)
 }
 
 /// Reads objects one by one (loose objects, damaged packs), in parallel; objects
@@ -625,6 +668,91 @@ fn scan_range(
     })
 }
 
+/// The index entries that differ from HEAD: (path, staged blob, blob at HEAD).
+///
+/// Walks the index directory by directory next to HEAD's trees. A directory whose
+/// cached tree (the index's TREE extension, which git keeps valid for directories
+/// nothing was staged in) equals HEAD's tree is skipped whole, so the cost follows
+/// what was staged, not the size of the repository.
+struct StagedDiff<'a> {
+    repo: &'a gix::Repository,
+    index: &'a gix::index::State,
+    out: &'a mut Vec<(String, ObjectId, Option<ObjectId>)>,
+}
+
+impl StagedDiff<'_> {
+    /// `entries`: the index entries below one directory, whose path (with its
+    /// trailing `/`) is `prefix` bytes long; `cached`/`head`: that directory's
+    /// cached tree and tree at HEAD.
+    fn dir(
+        &mut self,
+        entries: &[gix::index::Entry],
+        prefix: usize,
+        cached: Option<&gix::index::extension::Tree>,
+        head: Option<ObjectId>,
+    ) -> Result<(), ScanError> {
+        if let (Some(cached), Some(head)) = (cached, head) {
+            if cached.num_entries.is_some() && cached.id == head {
+                return Ok(());
+            }
+        }
+        let mut head_entries: HashMap<Vec<u8>, (bool, ObjectId)> = HashMap::new();
+        if let Some(head) = head {
+            let mut buf = Vec::new();
+            let tree = git!(
+                "reading HEAD",
+                self.repo.objects.find_tree_iter(&head, &mut buf)
+            )?;
+            for entry in tree {
+                let entry = git!("reading HEAD", entry)?;
+                head_entries.insert(
+                    entry.filename.to_vec(),
+                    (entry.mode.is_tree(), entry.oid.to_owned()),
+                );
+            }
+        }
+        let mut i = 0;
+        while i < entries.len() {
+            let path = entries[i].path(self.index);
+            let rel = &path[prefix..];
+            if let Some(slash) = memchr::memchr(b'/', rel) {
+                // Every entry below `name/` follows this one in the sorted index.
+                let name = &rel[..=slash];
+                let end = i + entries[i..]
+                    .iter()
+                    .position(|e| !e.path(self.index)[prefix..].starts_with(name))
+                    .unwrap_or(entries.len() - i);
+                let name = &name[..slash];
+                let sub_cached =
+                    cached.and_then(|c| c.children.iter().find(|t| t.name.as_slice() == name));
+                let sub_head = match head_entries.get(name) {
+                    Some(&(true, id)) => Some(id),
+                    _ => None,
+                };
+                self.dir(&entries[i..end], prefix + slash + 1, sub_cached, sub_head)?;
+                i = end;
+                continue;
+            }
+            let entry = &entries[i];
+            i += 1;
+            if entry.stage() != gix::index::entry::Stage::Unconflicted
+                || entry.mode == gix::index::entry::Mode::COMMIT
+            {
+                continue;
+            }
+            let old = match head_entries.get(rel) {
+                Some(&(false, id)) => Some(id),
+                _ => None,
+            };
+            if old != Some(entry.id) {
+                self.out
+                    .push((String::from_utf8_lossy(path).into_owned(), entry.id, old));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Scans what the next commit would add: index entries whose content differs from
 /// `HEAD`. Values already present in the `HEAD` version of the same file are not
 /// reported (they are not being added now).
@@ -634,22 +762,34 @@ pub fn scan_staged(
     opts: &ScanOptions,
 ) -> Result<ScanResult, ScanError> {
     let repo = open(path)?;
-    let index = git!("reading the index", repo.index_or_empty())?;
-    let head_tree = git!("reading HEAD", repo.head_tree_id_or_empty())?.detach();
-    let head_index = git!("reading HEAD", repo.index_from_tree(&head_tree))?;
-    let mut changed: Vec<(String, ObjectId, Option<ObjectId>)> = Vec::new();
-    for entry in index.entries() {
-        if entry.stage() != gix::index::entry::Stage::Unconflicted
-            || entry.mode == gix::index::entry::Mode::COMMIT
-        {
-            continue;
+    // The index was just written by git: its trailing checksum is not recomputed
+    // (hashing a large index costs more than the rest of the hook).
+    let index = match gix::index::File::at(
+        repo.index_path(),
+        repo.object_hash(),
+        true,
+        gix::index::decode::Options::default(),
+    ) {
+        Ok(index) => index,
+        Err(gix::index::file::init::Error::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {
+            gix::index::File::from_state(
+                gix::index::State::new(repo.object_hash()),
+                repo.index_path(),
+            )
         }
-        let p = entry.path(&index);
-        let old = head_index.entry_by_path(p).map(|e| e.id);
-        if old != Some(entry.id) {
-            changed.push((String::from_utf8_lossy(p).into_owned(), entry.id, old));
-        }
+        Err(e) => return Err(git_err("reading the index")(Box::new(e))),
+    };
+    let head_tree = match git!("reading HEAD", repo.head_tree_id_or_empty())?.detach() {
+        id if id.is_empty_tree() => None,
+        id => Some(id),
+    };
+    let mut changed = Vec::new();
+    StagedDiff {
+        repo: &repo,
+        index: &index,
+        out: &mut changed,
     }
+    .dir(index.entries(), 0, index.tree(), head_tree)?;
     let sync = repo.clone().into_sync();
     let notices = Mutex::new(Vec::new());
     let blobs = AtomicU64::new(0);
