@@ -8,6 +8,7 @@
 #   RUNS (default 3): runs per tool; the median wall time and the largest peak RSS
 #   are reported.
 #   STAGED_REPOS: more repositories on which only `--staged` is measured.
+#   WIDE_FILES (default 50000): size of the synthetic repository for `--staged`; 0 skips it.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -61,7 +62,28 @@ done
 # --staged: a working clone of each repository (and of each in STAGED_REPOS, e.g. a
 # repository too large for the full-history runs), one staged file, 21 runs.
 echo
-for repo in "$@" ${STAGED_REPOS:-}; do
+# A synthetic wide repository (WIDE_FILES files in 100-file directories, one commit)
+# shows how --staged scales with the size of the index.
+wide=$work/wide.git
+if [ "${WIDE_FILES:-50000}" -gt 0 ]; then
+  git init -q "$work/wide"
+  python3 - "$work/wide" "${WIDE_FILES:-50000}" <<'PY'
+import os, sys
+root, n = sys.argv[1], int(sys.argv[2])
+for i in range(n):
+    d = os.path.join(root, f"pkg{i // 100}", "src")
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, f"m{i % 100}.py"), "w") as f:
+        f.write(f"VALUE = {i}\n")
+PY
+  git -C "$work/wide" add -A
+  git -C "$work/wide" -c user.name=bench -c user.email=bench@example.com commit -q -m wide
+  git clone -q --bare "$work/wide" "$wide"
+  rm -rf "$work/wide"
+else
+  wide=
+fi
+for repo in "$@" ${STAGED_REPOS:-} $wide; do
   wt=$work/wt-$(basename "$repo" .git)
   git clone -q "$repo" "$wt"
   printf 'API_TOKEN=%s\n' "$(head -c 24 /dev/urandom | base64 | tr -d '/+=')" > "$wt/staged.env"
