@@ -719,9 +719,7 @@ impl StagedDiff<'_> {
                 // Every entry below `name/` follows this one in the sorted index.
                 let name = &rel[..=slash];
                 let end = i + entries[i..]
-                    .iter()
-                    .position(|e| !e.path(self.index)[prefix..].starts_with(name))
-                    .unwrap_or(entries.len() - i);
+                    .partition_point(|e| e.path(self.index)[prefix..].starts_with(name));
                 let name = &name[..slash];
                 let sub_cached =
                     cached.and_then(|c| c.children.iter().find(|t| t.name.as_slice() == name));
@@ -735,8 +733,13 @@ impl StagedDiff<'_> {
             }
             let entry = &entries[i];
             i += 1;
+            // Conflicts, submodules and the directory entries of a sparse index are
+            // not blobs of the next commit.
             if entry.stage() != gix::index::entry::Stage::Unconflicted
-                || entry.mode == gix::index::entry::Mode::COMMIT
+                || matches!(
+                    entry.mode,
+                    gix::index::entry::Mode::COMMIT | gix::index::entry::Mode::DIR
+                )
             {
                 continue;
             }
