@@ -229,6 +229,41 @@ fn exit_codes_and_signal_deaths_propagate_when_supervising_outside_pid1() {
     assert_eq!(cmd.output().unwrap().status.code(), Some(3));
 }
 
+/// A child that dies of SIGQUIT dumps core; the launcher passes the death on but
+/// must not dump its own memory (which holds the fetched values) next to it.
+#[test]
+fn a_core_dumping_death_is_passed_on_without_dumping_the_launcher() {
+    let s = setup();
+    let dir = tempfile::tempdir().unwrap();
+    let inner = s.run("kill -QUIT $$");
+    // `--supervise` must come before `--`: rebuild the argument list.
+    let mut args: Vec<_> = inner.get_args().map(|a| a.to_owned()).collect();
+    let dash = args.iter().position(|a| a == "--").unwrap();
+    args.insert(dash, "--supervise".into());
+    let mut cmd = Command::new("bash");
+    cmd.args(["-c", "ulimit -c unlimited && exec \"$@\"", "bash"])
+        .arg(inner.get_program())
+        .args(&args)
+        .current_dir(dir.path());
+    for (k, v) in inner.get_envs() {
+        match v {
+            Some(v) => cmd.env(k, v),
+            None => cmd.env_remove(k),
+        };
+    }
+    let status = cmd.output().unwrap().status;
+    assert_eq!(status.signal(), Some(3), "{status:?}");
+    assert!(!status.core_dumped(), "the launcher dumped core");
+    let pattern = std::fs::read_to_string("/proc/sys/kernel/core_pattern").unwrap_or_default();
+    if pattern.trim() == "core" {
+        // The child really dumped core: the death passed on is a core-dumping one.
+        assert!(
+            dir.path().join("core").exists(),
+            "the child left no core file"
+        );
+    }
+}
+
 #[test]
 fn sigint_sighup_and_sigusr1_are_forwarded() {
     if !pid_namespace_available("sigint_sighup_and_sigusr1_are_forwarded") {

@@ -37,31 +37,40 @@ pub(crate) enum Ended {
 }
 
 /// Reaps one child that has ended (`which`, or any child), without blocking:
-/// `Ok(None)` when none has ended (stopped and continued children are not reported).
+/// `Ok(None)` when none has ended.
 pub(crate) fn reap_one(which: Option<Pid>) -> Result<Option<(Pid, Ended)>, Errno> {
-    let mut status: libc::c_int = 0;
     let target = which.map_or(-1, Pid::as_raw);
-    // SAFETY: `status` is a valid, writable c_int for the duration of the call.
-    let pid = unsafe { libc::waitpid(target, &mut status, libc::WNOHANG) };
-    let pid = Errno::result(pid)?;
-    if pid == 0 {
-        return Ok(None);
+    loop {
+        let mut status: libc::c_int = 0;
+        // SAFETY: `status` is a valid, writable c_int for the duration of the call.
+        let pid = unsafe { libc::waitpid(target, &mut status, libc::WNOHANG) };
+        let pid = Errno::result(pid)?;
+        if pid == 0 {
+            return Ok(None);
+        }
+        let ended = if libc::WIFEXITED(status) {
+            Ended::Code(libc::WEXITSTATUS(status))
+        } else if libc::WIFSIGNALED(status) {
+            Ended::Signal(libc::WTERMSIG(status))
+        } else {
+            // A stop of a traced child (the only other report without WUNTRACED):
+            // not an end; look further.
+            continue;
+        };
+        return Ok(Some((Pid::from_raw(pid), ended)));
     }
-    let ended = if libc::WIFEXITED(status) {
-        Ended::Code(libc::WEXITSTATUS(status))
-    } else if libc::WIFSIGNALED(status) {
-        Ended::Signal(libc::WTERMSIG(status))
-    } else {
-        // Without WUNTRACED/WCONTINUED only the two cases above are reported.
-        return Ok(None);
-    };
-    Ok(Some((Pid::from_raw(pid), ended)))
 }
 
 /// Ends the launcher by `sig`'s default action, as the child ended: the handler is
 /// reset, the signal unblocked and raised. Returns only if the signal did not end the
 /// process (for PID 1 the kernel discards it).
+///
+/// The launcher first marks itself not dumpable: for SIGQUIT, SIGABRT, SIGSEGV and
+/// the other core-dumping signals the kernel would otherwise write the launcher's
+/// memory (the fetched values, the token) to a core file, or hand it to a crash
+/// collector, and replace the child's own core file.
 pub(crate) fn die_by(sig: i32) {
+    let _ = nix::sys::prctl::set_dumpable(false);
     // SAFETY: resetting a disposition to SIG_DFL, editing a sigset_t we own and
     // raising a signal are async-signal-safe calls on memory we own.
     unsafe {
