@@ -234,20 +234,14 @@ fn scan_all_objects(
         // Damage shows as a pack entry whose CRC32 differs from the index's. A sound
         // pack is then decoded without hashing every object again; a damaged one
         // (or one whose index has no CRC32s) with every object checksum verified.
-        let check = match damaged_entries(bundle) {
+        let damaged = damaged_entries(bundle);
+        let check = match damaged {
             Some(0) => SafetyCheck::SkipFileAndObjectChecksumVerification,
-            Some(damaged) => {
-                c.notices
-                    .lock()
-                    .expect("no poisoning")
-                    .push(Notice::Unreadable {
-                        what: format!("pack {}", bundle.pack.path().display()),
-                        source: format!("{damaged} entries fail their CRC32 check").into(),
-                    });
-                SafetyCheck::SkipFileChecksumVerification
-            }
-            None => SafetyCheck::SkipFileChecksumVerification,
+            _ => SafetyCheck::SkipFileChecksumVerification,
         };
+        let crc_note = damaged
+            .filter(|&n| n > 0)
+            .map(|n| format!("{n} entries fail their CRC32 check"));
         let outcome = bundle.index.traverse(
             &bundle.pack,
             &mut gix::progress::Discard,
@@ -261,17 +255,32 @@ fn scan_all_objects(
                 make_pack_lookup_cache: || gix::odb::pack::cache::Never,
             },
         );
-        if let Err(e) = outcome {
-            // A damaged pack: say so, then read what can be read object by object.
-            c.notices
-                .lock()
-                .expect("no poisoning")
-                .push(Notice::Unreadable {
-                    what: format!("pack {}", bundle.pack.path().display()),
-                    source: Box::new(e),
-                });
-            let ids: Vec<ObjectId> = bundle.index.iter().map(|e| e.oid).collect();
-            read_each(repo, &ids, c);
+        let what = format!("pack {}", bundle.pack.path().display());
+        match (outcome, crc_note) {
+            (Ok(_), None) => {}
+            (Ok(_), Some(note)) => {
+                c.notices
+                    .lock()
+                    .expect("no poisoning")
+                    .push(Notice::Unreadable {
+                        what,
+                        source: note.into(),
+                    })
+            }
+            (Err(e), note) => {
+                // A damaged pack: say so (once), then read what can be read object
+                // by object.
+                let source = match note {
+                    Some(note) => format!("{note}; {e}").into(),
+                    None => Box::new(e) as Box<dyn std::error::Error + Send + Sync>,
+                };
+                c.notices
+                    .lock()
+                    .expect("no poisoning")
+                    .push(Notice::Unreadable { what, source });
+                let ids: Vec<ObjectId> = bundle.index.iter().map(|e| e.oid).collect();
+                read_each(repo, &ids, c);
+            }
         }
     }
     read_each(repo, &loose_ids, &collector);
@@ -696,21 +705,7 @@ impl StagedDiff<'_> {
                 return Ok(());
             }
         }
-        let mut head_entries: HashMap<Vec<u8>, (bool, ObjectId)> = HashMap::new();
-        if let Some(head) = head {
-            let mut buf = Vec::new();
-            let tree = git!(
-                "reading HEAD",
-                self.repo.objects.find_tree_iter(&head, &mut buf)
-            )?;
-            for entry in tree {
-                let entry = git!("reading HEAD", entry)?;
-                head_entries.insert(
-                    entry.filename.to_vec(),
-                    (entry.mode.is_tree(), entry.oid.to_owned()),
-                );
-            }
-        }
+        let head_entries = self.tree_map(head)?;
         let mut i = 0;
         while i < entries.len() {
             let path = entries[i].path(self.index);
@@ -721,8 +716,14 @@ impl StagedDiff<'_> {
                 let end = i + entries[i..]
                     .partition_point(|e| e.path(self.index)[prefix..].starts_with(name));
                 let name = &name[..slash];
-                let sub_cached =
-                    cached.and_then(|c| c.children.iter().find(|t| t.name.as_slice() == name));
+                let sub_cached = cached.and_then(|c| {
+                    let children = &c.children;
+                    match children.binary_search_by(|t| t.name.as_slice().cmp(name)) {
+                        Ok(at) => Some(&children[at]),
+                        // Not sorted as expected: look at each.
+                        Err(_) => children.iter().find(|t| t.name.as_slice() == name),
+                    }
+                });
                 let sub_head = match head_entries.get(name) {
                     Some(&(true, id)) => Some(id),
                     _ => None,
@@ -733,14 +734,20 @@ impl StagedDiff<'_> {
             }
             let entry = &entries[i];
             i += 1;
-            // Conflicts, submodules and the directory entries of a sparse index are
-            // not blobs of the next commit.
+            // Conflicts and submodules are not blobs of the next commit.
             if entry.stage() != gix::index::entry::Stage::Unconflicted
-                || matches!(
-                    entry.mode,
-                    gix::index::entry::Mode::COMMIT | gix::index::entry::Mode::DIR
-                )
+                || entry.mode == gix::index::entry::Mode::COMMIT
             {
+                continue;
+            }
+            if entry.mode == gix::index::entry::Mode::DIR {
+                // A sparse index keeps a directory outside the cone as one entry
+                // (`dir/`, reached here with an empty `rel`) naming its tree: compare
+                // that tree with HEAD's.
+                if rel.is_empty() && head != Some(entry.id) {
+                    let dir = path.strip_suffix(b"/").unwrap_or(path);
+                    self.trees(entry.id, head, dir)?;
+                }
                 continue;
             }
             let old = match head_entries.get(rel) {
@@ -750,6 +757,60 @@ impl StagedDiff<'_> {
             if old != Some(entry.id) {
                 self.out
                     .push((String::from_utf8_lossy(path).into_owned(), entry.id, old));
+            }
+        }
+        Ok(())
+    }
+
+    /// The entries of the tree `id` by name: (is a tree, id). Empty for `None`.
+    fn tree_map(
+        &self,
+        id: Option<ObjectId>,
+    ) -> Result<HashMap<Vec<u8>, (bool, ObjectId)>, ScanError> {
+        let mut map = HashMap::new();
+        if let Some(id) = id {
+            let mut buf = Vec::new();
+            let tree = git!(
+                "reading HEAD",
+                self.repo.objects.find_tree_iter(&id, &mut buf)
+            )?;
+            for entry in tree {
+                let entry = git!("reading HEAD", entry)?;
+                map.insert(
+                    entry.filename.to_vec(),
+                    (entry.mode.is_tree(), entry.oid.to_owned()),
+                );
+            }
+        }
+        Ok(map)
+    }
+
+    /// Blobs of the staged tree `new` (at `dir`) that differ from HEAD's tree `old`.
+    fn trees(&mut self, new: ObjectId, old: Option<ObjectId>, dir: &[u8]) -> Result<(), ScanError> {
+        let old = self.tree_map(old)?;
+        let mut buf = Vec::new();
+        let mut entries = Vec::new();
+        for entry in git!(
+            "reading the index",
+            self.repo.objects.find_tree_iter(&new, &mut buf)
+        )? {
+            let entry = git!("reading the index", entry)?;
+            entries.push((entry.filename.to_vec(), entry.mode, entry.oid.to_owned()));
+        }
+        for (name, mode, id) in entries {
+            let path = [dir, b"/", &name].concat();
+            let before = old.get(&name).copied();
+            if mode.is_tree() {
+                let before = before.and_then(|(tree, id)| tree.then_some(id));
+                if before != Some(id) {
+                    self.trees(id, before, &path)?;
+                }
+            } else if !mode.is_commit() {
+                let before = before.and_then(|(tree, id)| (!tree).then_some(id));
+                if before != Some(id) {
+                    self.out
+                        .push((String::from_utf8_lossy(&path).into_owned(), id, before));
+                }
             }
         }
         Ok(())

@@ -303,6 +303,39 @@ fn staged_matches_git_in_nested_directories_with_and_without_cached_trees() {
     check("without cached trees");
 }
 
+/// In a sparse index a directory outside the cone is one entry naming its tree; a
+/// staged change inside it must still be scanned.
+#[test]
+fn staged_changes_inside_a_sparse_directory_are_scanned() {
+    let mut repo = Repo::new();
+    repo.write("a/f.txt", "in the cone\n");
+    repo.write("b/f.txt", "outside the cone\n");
+    repo.commit("base");
+    let key = github_token('p');
+    repo.write("b/deep/k.env", &format!("GITHUB_TOKEN={key}\n"));
+    repo.commit("key outside the cone");
+    repo.git(&["sparse-checkout", "set", "--cone", "--sparse-index", "a"]);
+    // The index keeps the second commit's trees, HEAD goes back to the first: the
+    // key is staged, inside the sparse directory entry `b/`.
+    repo.git(&["reset", "-q", "--soft", "HEAD~1"]);
+    let listed = repo.git(&["ls-files", "--sparse"]);
+    assert!(
+        listed.lines().any(|l| l == "b/"),
+        "not a sparse index: {listed}"
+    );
+    assert_eq!(
+        repo.git(&["diff", "--cached", "--name-only"]).trim(),
+        "b/deep/k.env"
+    );
+    let result = git::scan_staged(repo.path(), &Scanner::new(), &ScanOptions::default()).unwrap();
+    let found: Vec<_> = result
+        .findings
+        .iter()
+        .map(|f| (f.first.path.clone(), f.secret.expose().to_owned()))
+        .collect();
+    assert_eq!(found, vec![(Some("b/deep/k.env".to_owned()), key)]);
+}
+
 #[test]
 fn staged_in_a_repository_without_commits() {
     let repo = Repo::new();
@@ -403,6 +436,8 @@ fn corrupt_pack_is_a_notice_not_a_crash() {
                 notices.iter().any(|n| n.contains("fail their CRC32 check")),
                 "damage must be reported: {notices:?}"
             );
+            let about_the_pack = notices.iter().filter(|n| n.contains("read pack ")).count();
+            assert_eq!(about_the_pack, 1, "one notice per damaged pack: {notices:?}");
         }
         Err(e) => assert!(!e.to_string().is_empty()),
     }
