@@ -111,4 +111,21 @@ fn pre_commit_hook_blocks_a_key_and_passes_a_clean_commit() {
         String::from_utf8_lossy(&clean.stderr)
     );
     assert_eq!(project.git(&["rev-list", "--count", "HEAD"]), "2");
+
+    // `git commit -a` stages into a temporary index (GIT_INDEX_FILE) just before the
+    // hook runs: a key in a modified, unstaged tracked file is still blocked.
+    let key = corpus::github_token('p');
+    project.write("notes.md", &format!("token: {key}\n"));
+    let blocked = run(&["git", "commit", "-a", "-q", "-m", "leak"]);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&blocked.stdout),
+        String::from_utf8_lossy(&blocked.stderr)
+    );
+    assert!(
+        !blocked.status.success(),
+        "commit -a must be blocked:\n{text}"
+    );
+    assert!(text.contains("github-token"), "{text}");
+    assert_eq!(project.git(&["rev-list", "--count", "HEAD"]), "2");
 }

@@ -437,7 +437,10 @@ fn corrupt_pack_is_a_notice_not_a_crash() {
                 "damage must be reported: {notices:?}"
             );
             let about_the_pack = notices.iter().filter(|n| n.contains("read pack ")).count();
-            assert_eq!(about_the_pack, 1, "one notice per damaged pack: {notices:?}");
+            assert_eq!(
+                about_the_pack, 1,
+                "one notice per damaged pack: {notices:?}"
+            );
         }
         Err(e) => assert!(!e.to_string().is_empty()),
     }
