@@ -82,16 +82,18 @@ fn pre_commit_hook_blocks_a_key_and_passes_a_clean_commit() {
     let key = corpus::github_token('p');
     project.write("deploy.sh", &format!("export GITHUB_TOKEN={key}\n"));
     project.git(&["add", "deploy.sh"]);
-    let blocked = run(&["git", "commit", "-q", "-m", "leak"]);
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&blocked.stdout),
-        String::from_utf8_lossy(&blocked.stderr)
-    );
-    assert!(
-        !blocked.status.success(),
-        "the commit with a key must be blocked:\n{text}"
-    );
+    // A commit attempt: did it succeed, and what did git and the hook print.
+    let commit = |extra: &[&str]| {
+        let out = run(&[&["git", "commit", "-q"], extra].concat());
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
+    };
+    let (ok, text) = commit(&["-m", "leak"]);
+    assert!(!ok, "the commit with a key must be blocked:\n{text}");
     assert!(text.contains("github-token"), "{text}");
     assert!(
         !text.contains(&key),
@@ -103,29 +105,16 @@ fn pre_commit_hook_blocks_a_key_and_passes_a_clean_commit() {
     std::fs::remove_file(project.path().join("deploy.sh")).unwrap();
     project.write("notes.md", "nothing secret here\n");
     project.git(&["add", "notes.md"]);
-    let clean = run(&["git", "commit", "-q", "-m", "clean"]);
-    assert!(
-        clean.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&clean.stdout),
-        String::from_utf8_lossy(&clean.stderr)
-    );
+    let (ok, text) = commit(&["-m", "clean"]);
+    assert!(ok, "{text}");
     assert_eq!(project.git(&["rev-list", "--count", "HEAD"]), "2");
 
     // `git commit -a` stages into a temporary index (GIT_INDEX_FILE) just before the
     // hook runs: a key in a modified, unstaged tracked file is still blocked.
     let key = corpus::github_token('p');
     project.write("notes.md", &format!("token: {key}\n"));
-    let blocked = run(&["git", "commit", "-a", "-q", "-m", "leak"]);
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&blocked.stdout),
-        String::from_utf8_lossy(&blocked.stderr)
-    );
-    assert!(
-        !blocked.status.success(),
-        "commit -a must be blocked:\n{text}"
-    );
+    let (ok, text) = commit(&["-a", "-m", "leak"]);
+    assert!(!ok, "commit -a must be blocked:\n{text}");
     assert!(text.contains("github-token"), "{text}");
     assert_eq!(project.git(&["rev-list", "--count", "HEAD"]), "2");
 }

@@ -387,22 +387,32 @@ pub fn pid_namespace_available(test: &str) -> bool {
 
 /// The same command, run as PID 1 of a fresh PID namespace (with its own /proc).
 pub fn as_pid1(cmd: &Command) -> Command {
-    let mut wrapped = Command::new("unshare");
-    wrapped
-        // --kill-child: if the test dies, PID 1 (and with it the namespace) dies too.
-        .args(["--pid", "--fork", "--kill-child", "--mount-proc", "--"])
+    // --kill-child: if the test dies, PID 1 (and with it the namespace) dies too.
+    wrapped(
+        "unshare",
+        &["--pid", "--fork", "--kill-child", "--mount-proc", "--"],
+        cmd,
+    )
+}
+
+/// `cmd` run through `program prefix… CMD ARGS…`, keeping its environment changes and
+/// working directory.
+pub fn wrapped(program: &str, prefix: &[&str], cmd: &Command) -> Command {
+    let mut outer = Command::new(program);
+    outer
+        .args(prefix)
         .arg(cmd.get_program())
         .args(cmd.get_args());
     for (k, v) in cmd.get_envs() {
         match v {
-            Some(v) => wrapped.env(k, v),
-            None => wrapped.env_remove(k),
+            Some(v) => outer.env(k, v),
+            None => outer.env_remove(k),
         };
     }
     if let Some(dir) = cmd.get_current_dir() {
-        wrapped.current_dir(dir);
+        outer.current_dir(dir);
     }
-    wrapped
+    outer
 }
 
 /// Direct children of `pid` (from `/proc/PID/task/PID/children`).

@@ -3,7 +3,7 @@
 
 use envseal_e2e::{
     as_pid1, children_of, create_env, launcher, machine_token, pid_namespace_available, proc_state,
-    send_signal, set_secret, wait_until, Server,
+    send_signal, set_secret, wait_until, wrapped, Server,
 };
 use std::io::{BufRead as _, BufReader};
 use std::os::unix::process::ExitStatusExt as _;
@@ -235,22 +235,15 @@ fn exit_codes_and_signal_deaths_propagate_when_supervising_outside_pid1() {
 fn a_core_dumping_death_is_passed_on_without_dumping_the_launcher() {
     let s = setup();
     let dir = tempfile::tempdir().unwrap();
-    let inner = s.run("kill -QUIT $$");
-    // `--supervise` must come before `--`: rebuild the argument list.
-    let mut args: Vec<_> = inner.get_args().map(|a| a.to_owned()).collect();
-    let dash = args.iter().position(|a| a == "--").unwrap();
-    args.insert(dash, "--supervise".into());
-    let mut cmd = Command::new("bash");
-    cmd.args(["-c", "ulimit -c unlimited && exec \"$@\"", "bash"])
-        .arg(inner.get_program())
-        .args(&args)
+    let mut inner = launcher(&s.server, &s.token, "dify", "prod");
+    inner
+        .args(["--quiet", "--supervise", "--", "sh", "-c", "kill -QUIT $$"])
         .current_dir(dir.path());
-    for (k, v) in inner.get_envs() {
-        match v {
-            Some(v) => cmd.env(k, v),
-            None => cmd.env_remove(k),
-        };
-    }
+    let mut cmd = wrapped(
+        "bash",
+        &["-c", "ulimit -c unlimited && exec \"$@\"", "bash"],
+        &inner,
+    );
     let status = cmd.output().unwrap().status;
     assert_eq!(status.signal(), Some(3), "{status:?}");
     assert!(!status.core_dumped(), "the launcher dumped core");
