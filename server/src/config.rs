@@ -119,6 +119,9 @@ pub struct ServerArgs {
     /// Failed logins per window, server-wide, that raise a brute-force alert.
     #[arg(long, env = "ENVSEAL_ALERT_FAILURES", default_value_t = 30)]
     pub alert_failures: u32,
+    /// What to do; serving when absent.
+    #[command(subcommand)]
+    pub command: Option<crate::commands::ServerCommand>,
 }
 
 /// TLS material to load or generate.

@@ -13,6 +13,7 @@ pub mod api;
 pub mod audit;
 pub mod auth;
 pub mod cache;
+pub mod commands;
 pub mod config;
 pub mod crypto;
 pub mod limiter;

@@ -1,4 +1,5 @@
-//! `envseal-server`: parse arguments, set up logging, run.
+//! `envseal-server`: parse arguments, set up logging, run the subcommand (serving by
+//! default).
 
 use clap::Parser as _;
 use envseal_server::ServerArgs;
@@ -24,8 +25,12 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match runtime.block_on(envseal_server::run(args)) {
-        Ok(()) => ExitCode::SUCCESS,
+    let command = args
+        .command
+        .clone()
+        .unwrap_or(envseal_server::commands::ServerCommand::Serve);
+    match runtime.block_on(envseal_server::commands::dispatch(args, command)) {
+        Ok(code) => code,
         Err(e) => {
             eprintln!("envseal-server: error: {e:#}");
             ExitCode::from(2)
