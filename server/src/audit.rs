@@ -134,8 +134,14 @@ impl AuditLog {
                         Err(_) => break,
                     }
                 }
+                let events = batch.len();
                 let (rows, waiters) = coalesce(batch);
-                match store.append_audit(rows, &entry_hash).await {
+                let started = std::time::Instant::now();
+                let appended = store.append_audit(rows, &entry_hash).await;
+                metrics::histogram!("envseal_audit_commit_duration_seconds")
+                    .record(started.elapsed().as_secs_f64());
+                metrics::histogram!("envseal_audit_batch_events").record(events as f64);
+                match appended {
                     Ok(stored) => {
                         for (row, dones) in stored.iter().zip(waiters) {
                             for done in dones {
@@ -144,6 +150,7 @@ impl AuditLog {
                         }
                     }
                     Err(e) => {
+                        metrics::counter!("envseal_audit_commit_failures_total").increment(1);
                         tracing::error!(error = %e, "audit append failed");
                         for done in waiters.into_iter().flatten() {
                             let _ = done.send(Err(e.to_string()));
@@ -155,8 +162,18 @@ impl AuditLog {
         AuditLog { tx }
     }
 
+    /// Entries waiting for the writer.
+    pub fn queue_depth(&self) -> usize {
+        self.tx.max_capacity() - self.tx.capacity()
+    }
+
     /// Records an event and waits until it is stored; returns its sequence number.
     pub async fn record(&self, ev: AuditEvent) -> Result<i64, AuditError> {
+        metrics::counter!("envseal_audit_events_total",
+            "action" => ev.action,
+            "outcome" => ev.outcome.as_str(),
+            "reason" => crate::metrics::reason_label(&ev.reason).to_owned())
+        .increment(1);
         let row = AuditRow {
             seq: 0,
             ts: now_ms(),
@@ -193,31 +210,46 @@ const COALESCED: &[&str] = &["secret.export"];
 /// Merges identical coalescible events of a batch, keeping order by first occurrence.
 /// Returns the rows to append and, for each, the waiters it answers.
 fn coalesce(batch: Vec<Pending>) -> (Vec<AuditRow>, Vec<Vec<Waiter>>) {
+    // First pass, by reference: the first identical event each one merges into.
+    let first: Vec<usize> = {
+        let mut index: std::collections::HashMap<[&str; 8], usize> =
+            std::collections::HashMap::new();
+        batch
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let r = &p.row;
+                if !COALESCED.contains(&r.action.as_str()) {
+                    return i;
+                }
+                let key = [
+                    r.actor.as_str(),
+                    r.action.as_str(),
+                    r.target.as_str(),
+                    r.result.as_str(),
+                    r.reason.as_str(),
+                    r.ip.as_str(),
+                    r.user_agent.as_str(),
+                    r.details.as_str(),
+                ];
+                *index.entry(key).or_insert(i)
+            })
+            .collect()
+    };
     let mut rows: Vec<AuditRow> = Vec::with_capacity(batch.len());
     let mut waiters: Vec<Vec<Waiter>> = Vec::new();
     let mut counts: Vec<(u64, i64)> = Vec::new(); // (count, last ts) per row
-    let mut index: std::collections::HashMap<[String; 8], usize> = std::collections::HashMap::new();
-    for p in batch {
-        if COALESCED.contains(&p.row.action.as_str()) {
-            let r = &p.row;
-            let key = [
-                r.actor.clone(),
-                r.action.clone(),
-                r.target.clone(),
-                r.result.clone(),
-                r.reason.clone(),
-                r.ip.clone(),
-                r.user_agent.clone(),
-                r.details.clone(),
-            ];
-            if let Some(&i) = index.get(&key) {
-                counts[i].0 += 1;
-                counts[i].1 = counts[i].1.max(p.row.ts);
-                waiters[i].push(p.done);
-                continue;
-            }
-            index.insert(key, rows.len());
+    let mut position = vec![usize::MAX; batch.len()]; // batch index -> row
+    for (i, p) in batch.into_iter().enumerate() {
+        let target = first[i];
+        if target != i {
+            let at = position[target];
+            counts[at].0 += 1;
+            counts[at].1 = counts[at].1.max(p.row.ts);
+            waiters[at].push(p.done);
+            continue;
         }
+        position[i] = rows.len();
         counts.push((1, p.row.ts));
         rows.push(p.row);
         waiters.push(vec![p.done]);

@@ -12,6 +12,7 @@
 //! so that WAL snapshot upgrades never fail with `SQLITE_BUSY`.
 
 mod audit;
+pub mod lock;
 mod users;
 
 pub use audit::{AuditRow, GENESIS_HASH};
@@ -48,6 +49,9 @@ pub enum StoreError {
     /// Migrations failed.
     #[error("database migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// Another server holds this SQLite database.
+    #[error(transparent)]
+    Locked(#[from] lock::LockError),
     /// The URL names a database envseal does not support.
     #[error("unsupported database URL scheme (use sqlite:// or postgres://)")]
     UnsupportedUrl,
@@ -229,6 +233,18 @@ pub struct Store {
     backend: Backend,
     write_lock: Mutex<()>,
     generation: AtomicU64,
+    /// On SQLite, the lock that keeps a second server off this database.
+    _data_lock: Option<lock::DataLock>,
+    /// On SQLite, the background checkpoint task.
+    checkpoints: Option<tokio::task::AbortHandle>,
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        if let Some(task) = &self.checkpoints {
+            task.abort();
+        }
+    }
 }
 
 /// Held for the duration of one write; see [`Store::generation`].
@@ -245,8 +261,43 @@ impl Drop for WriteGuard<'_> {
     }
 }
 
+/// Every SQLite connection: WAL, full sync for commits (the audit writer relaxes it for
+/// its own batches), and no automatic checkpoints — those run in the commit that
+/// crosses the threshold and fsync twice there, which put a slow disk's sync latency
+/// into whichever request happened to commit. [`checkpointer`] runs them instead.
 const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
-     PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000; PRAGMA secure_delete = ON;";
+     PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000; PRAGMA secure_delete = ON; \
+     PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = 67108864;";
+
+/// How often the background checkpoint copies the WAL into the database (and fsyncs
+/// both). This bounds what a power loss can take from the audit entries of reads,
+/// which commit without their own fsync; see docs/OPERATIONS.md.
+pub const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(250);
+
+/// Runs passive checkpoints on `pool` every [`CHECKPOINT_INTERVAL`]. A passive
+/// checkpoint waits for no lock: commits and reads go on while it syncs.
+fn checkpointer(pool: AnyPool) -> tokio::task::AbortHandle {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(CHECKPOINT_INTERVAL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if pool.is_closed() {
+                break;
+            }
+            if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                .execute(&pool)
+                .await
+            {
+                if pool.is_closed() {
+                    break;
+                }
+                tracing::warn!(error = %e, "SQLite checkpoint failed; retrying");
+            }
+        }
+    })
+    .abort_handle()
+}
 
 impl Store {
     /// Connects and applies migrations.
@@ -258,6 +309,13 @@ impl Store {
             Backend::Postgres
         } else {
             return Err(StoreError::UnsupportedUrl);
+        };
+        // Before any connection: a second server must not even run migrations.
+        let data_lock = match backend {
+            Backend::Sqlite => lock::sqlite_path(url)
+                .map(|db| lock::acquire(&db))
+                .transpose()?,
+            Backend::Postgres => None,
         };
         let options = AnyConnectOptions::from_str(url)?;
         let pool = AnyPoolOptions::new()
@@ -278,10 +336,12 @@ impl Store {
             Backend::Postgres => sqlx::migrate!("../migrations/postgres").run(&pool).await?,
         }
         Ok(Store {
-            pool,
             backend,
             write_lock: Mutex::new(()),
             generation: AtomicU64::new(0),
+            _data_lock: data_lock,
+            checkpoints: (backend == Backend::Sqlite).then(|| checkpointer(pool.clone())),
+            pool,
         })
     }
 
@@ -326,6 +386,11 @@ impl Store {
     /// unchanged. Writes by other processes (PostgreSQL replicas) do not bump it.
     pub fn generation(&self) -> u64 {
         self.generation.load(Ordering::Acquire)
+    }
+
+    /// Connections open in the pool and how many of them are idle.
+    pub fn pool_usage(&self) -> (u32, usize) {
+        (self.pool.size(), self.pool.num_idle())
     }
 
     /// Round trip to the database.
