@@ -4,6 +4,12 @@
 //! Delivery happens in the background, a few at a time, and the same alert (same
 //! kind and subject) is sent at most once per quiet period per server. Events name the
 //! account and the client address; they never hold a password, code or token.
+//!
+//! The webhook URL is a credential (chat webhooks carry their token in the path): it
+//! is held as a [`SecretUrl`] and a failed delivery logs only the redacted URL and the
+//! kind of failure, never the HTTP library's own message, which quotes the URL.
+
+use crate::config::SecretUrl;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -14,7 +20,7 @@ use tokio::sync::Semaphore;
 #[derive(Debug, Clone, Default)]
 pub struct AlertConfig {
     /// `http(s)://` URL that receives a JSON POST.
-    pub webhook: Option<String>,
+    pub webhook: Option<SecretUrl>,
     /// Shell command run with the JSON event on stdin and `ENVSEAL_ALERT_EVENT` set.
     pub command: Option<String>,
     /// The same alert is not repeated within this period.
@@ -76,17 +82,13 @@ impl Alerts {
         tokio::spawn(async move {
             if let Some(url) = config.webhook {
                 let body = event.clone();
-                let sent = tokio::task::spawn_blocking(move || {
-                    ureq::post(&url)
-                        .timeout(DELIVERY_TIMEOUT)
-                        .send_json(body)
-                        .map(|_| ())
-                        .map_err(|e| e.to_string())
-                })
-                .await;
+                let shown = url.redacted();
+                let sent = tokio::task::spawn_blocking(move || post(&url, body)).await;
                 match sent {
                     Ok(Ok(())) => {}
-                    Ok(Err(e)) => tracing::error!(error = %e, "alert webhook failed"),
+                    Ok(Err(e)) => {
+                        tracing::error!(webhook = %shown, error = %e, "alert webhook failed")
+                    }
                     Err(e) => tracing::error!(error = %e, "alert webhook task failed"),
                 }
             }
@@ -98,6 +100,26 @@ impl Alerts {
             drop(permit);
         });
         true
+    }
+}
+
+/// POSTs `body` to `url`; the error names only the kind of failure.
+fn post(url: &SecretUrl, body: serde_json::Value) -> Result<(), String> {
+    match ureq::post(url.expose())
+        .timeout(DELIVERY_TIMEOUT)
+        .send_json(body)
+    {
+        Ok(_) => Ok(()),
+        Err(e) => Err(describe(&e)),
+    }
+}
+
+/// A delivery failure without the URL: the HTTP status, or the transport error's kind
+/// (connection refused, DNS, TLS, …). ureq's own text and messages quote the URL.
+fn describe(e: &ureq::Error) -> String {
+    match e {
+        ureq::Error::Status(code, _) => format!("answered HTTP {code}"),
+        ureq::Error::Transport(t) => format!("transport error: {}", t.kind()),
     }
 }
 
@@ -128,5 +150,44 @@ async fn run_command(cmd: &str, kind: &str, event: &serde_json::Value) -> std::i
             let _ = child.kill().await;
             Err(std::io::Error::other("timed out"))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failed_delivery_error_never_holds_the_url() {
+        // A port nothing listens on: a real connection failure from ureq.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let canary = "T0KENcanary9f3b";
+        let url = SecretUrl::new(format!(
+            "http://hook:{canary}@127.0.0.1:{port}/services/{canary}?token={canary}"
+        ));
+        let raw = ureq::post(url.expose())
+            .timeout(Duration::from_secs(2))
+            .send_json(serde_json::json!({}))
+            .unwrap_err();
+        assert!(
+            raw.to_string().contains(canary),
+            "precondition: ureq quotes the URL"
+        );
+        let err = post(&url, serde_json::json!({})).unwrap_err();
+        assert!(!err.contains(canary), "{err}");
+        assert!(err.contains("transport error"), "{err}");
+        assert!(!url.redacted().contains(canary));
+        assert!(!format!(
+            "{:?}",
+            AlertConfig {
+                webhook: Some(url.clone()),
+                ..AlertConfig::default()
+            }
+        )
+        .contains(canary));
     }
 }

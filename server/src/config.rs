@@ -1,15 +1,121 @@
 //! Server configuration: flags with `ENVSEAL_*` environment variables and safe
 //! defaults, resolved into a checked plan before anything is opened.
 //!
-//! Secrets (master passphrase, bootstrap token) are read only from the environment,
-//! never from flags, so that they cannot appear on a command line.
+//! Secrets (master passphrase, bootstrap token) and URLs that can carry credentials
+//! (database, Redis, alert webhook) are read only from the environment or from files,
+//! never from flags, so that they cannot appear on a command line. Such URLs are held
+//! as [`SecretUrl`], whose `Debug` and `Display` show only the scheme and host, and
+//! every error that mentions one goes through [`SecretUrl::scrub`].
 
 use crate::crypto::MasterKeySource;
 use crate::login::{AuthConfig, ProxyNet};
 use clap::Parser;
-use secrecy::SecretString;
+use secrecy::{ExposeSecret as _, SecretString};
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+/// A URL that may carry a credential (a password in its user part, a token in its path
+/// or query). Shown only as `scheme://host[:port]/…`.
+#[derive(Clone)]
+pub struct SecretUrl(SecretString);
+
+impl SecretUrl {
+    /// Wraps `url`.
+    pub fn new(url: impl Into<String>) -> Self {
+        SecretUrl(SecretString::from(url.into()))
+    }
+
+    /// The full URL, for the one library call that connects with it.
+    pub fn expose(&self) -> &str {
+        self.0.expose_secret()
+    }
+
+    /// `scheme://host[:port]` plus `/…` when anything followed; no user, password,
+    /// path or query.
+    pub fn redacted(&self) -> String {
+        redact_url(self.expose())
+    }
+
+    /// `text` with the URL and each of its credential-bearing parts (password, path
+    /// and query) replaced, for error messages from libraries that quote it.
+    pub fn scrub(&self, text: &str) -> String {
+        let url = self.expose();
+        let mut out = text.replace(url, &self.redacted());
+        for part in secret_parts(url) {
+            if part.len() >= 4 {
+                out = out.replace(&part, "***");
+            }
+        }
+        out
+    }
+}
+
+impl std::fmt::Debug for SecretUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SecretUrl({})", self.redacted())
+    }
+}
+
+impl std::fmt::Display for SecretUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+/// A credential-carrying URL from `var` or from the file named by `file` (first line,
+/// trimmed). Both set is an error; neither is `None`.
+pub fn url_from_env_or_file(var: &str, file: Option<&Path>) -> anyhow::Result<Option<SecretUrl>> {
+    let from_env = std::env::var(var).ok().filter(|v| !v.trim().is_empty());
+    match (from_env, file) {
+        (Some(_), Some(_)) => {
+            anyhow::bail!("{var} and its file option are both set; give only one")
+        }
+        (Some(url), None) => Ok(Some(SecretUrl::new(url.trim()))),
+        (None, Some(path)) => {
+            let text = zeroize::Zeroizing::new(
+                std::fs::read_to_string(path)
+                    .map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?,
+            );
+            let url = text.lines().next().unwrap_or("").trim();
+            if url.is_empty() {
+                anyhow::bail!(
+                    "{} is empty (expected one value on its first line)",
+                    path.display()
+                );
+            }
+            Ok(Some(SecretUrl::new(url)))
+        }
+        (None, None) => Ok(None),
+    }
+}
+
+/// The parts of a URL that may be credentials: the userinfo's password, the path and
+/// the query, raw and percent-decoded.
+fn secret_parts(url: &str) -> Vec<String> {
+    let mut parts = Vec::new();
+    if let Ok(u) = url::Url::parse(url) {
+        if let Some(p) = u.password() {
+            parts.push(p.to_owned());
+            if let Ok(d) = percent_encoding::percent_decode_str(p).decode_utf8() {
+                parts.push(d.into_owned());
+            }
+        }
+        if !u.username().is_empty() {
+            // A token given as the user part (`https://TOKEN@host`).
+            if u.password().is_none() && u.username().len() >= 16 {
+                parts.push(u.username().to_owned());
+            }
+        }
+        let path = u.path();
+        if path.len() > 1 {
+            parts.push(path.to_owned());
+        }
+        if let Some(q) = u.query() {
+            parts.push(q.to_owned());
+        }
+    }
+    parts
+}
 
 /// `envseal-server` arguments.
 #[derive(Debug, Clone, Parser)]
@@ -21,9 +127,14 @@ pub struct ServerArgs {
     /// Directory for the SQLite database, master key and generated certificate.
     #[arg(long, env = "ENVSEAL_DATA_DIR", default_value = "./envseal-data")]
     pub data_dir: PathBuf,
-    /// Database URL: `postgres://…` for several replicas; default SQLite in the data dir.
-    #[arg(long, env = "ENVSEAL_DATABASE_URL", hide_env_values = true)]
+    /// Refused: a URL on the command line is visible to every local user. Set
+    /// ENVSEAL_DATABASE_URL (`postgres://…` for several replicas; default SQLite in the
+    /// data dir) or --database-url-file.
+    #[arg(long, hide = true)]
     pub database_url: Option<String>,
+    /// File whose first line is the database URL (instead of ENVSEAL_DATABASE_URL).
+    #[arg(long, env = "ENVSEAL_DATABASE_URL_FILE")]
+    pub database_url_file: Option<PathBuf>,
     /// Master key file (created 0600 if missing). Default: DATA_DIR/master.key. Set
     /// ENVSEAL_MASTER_PASSPHRASE instead to derive the key with argon2id.
     #[arg(long, env = "ENVSEAL_MASTER_KEY_FILE")]
@@ -56,10 +167,14 @@ pub struct ServerArgs {
     /// Log filter (tracing `EnvFilter` syntax).
     #[arg(long, env = "ENVSEAL_LOG", default_value = "info")]
     pub log: String,
-    /// Redis URL: login rate limits and lockouts shared by every replica. Without it
-    /// they are kept in this process only.
-    #[arg(long, env = "ENVSEAL_REDIS_URL", hide_env_values = true)]
+    /// Refused on the command line; set ENVSEAL_REDIS_URL (login rate limits and
+    /// lockouts shared by every replica; without it they are kept in this process only)
+    /// or --redis-url-file.
+    #[arg(long, hide = true)]
     pub redis_url: Option<String>,
+    /// File whose first line is the Redis URL (instead of ENVSEAL_REDIS_URL).
+    #[arg(long, env = "ENVSEAL_REDIS_URL_FILE")]
+    pub redis_url_file: Option<PathBuf>,
     /// Prefix of every Redis key this server uses.
     #[arg(long, env = "ENVSEAL_REDIS_PREFIX", default_value = "envseal")]
     pub redis_prefix: String,
@@ -110,15 +225,23 @@ pub struct ServerArgs {
     /// Admin users must enrol TOTP before they can do anything else.
     #[arg(long, env = "ENVSEAL_REQUIRE_ADMIN_MFA")]
     pub require_admin_mfa: bool,
-    /// Webhook that receives lockout and brute-force alerts (JSON POST).
-    #[arg(long, env = "ENVSEAL_ALERT_WEBHOOK", hide_env_values = true)]
+    /// Refused on the command line; set ENVSEAL_ALERT_WEBHOOK (receives lockout and
+    /// brute-force alerts as a JSON POST) or --alert-webhook-file.
+    #[arg(long, hide = true)]
     pub alert_webhook: Option<String>,
+    /// File whose first line is the alert webhook URL (instead of ENVSEAL_ALERT_WEBHOOK).
+    #[arg(long, env = "ENVSEAL_ALERT_WEBHOOK_FILE")]
+    pub alert_webhook_file: Option<PathBuf>,
     /// Command run (by `sh -c`) on each alert, with the JSON event on stdin.
     #[arg(long, env = "ENVSEAL_ALERT_COMMAND")]
     pub alert_command: Option<String>,
     /// Failed logins per window, server-wide, that raise a brute-force alert.
     #[arg(long, env = "ENVSEAL_ALERT_FAILURES", default_value_t = 30)]
     pub alert_failures: u32,
+    /// File holding the bearer token that `/metrics` requires (instead of
+    /// ENVSEAL_METRICS_TOKEN). Without either, `/metrics` is off.
+    #[arg(long, env = "ENVSEAL_METRICS_TOKEN_FILE")]
+    pub metrics_token_file: Option<PathBuf>,
     /// What to do; serving when absent.
     #[command(subcommand)]
     pub command: Option<crate::commands::ServerCommand>,
@@ -144,7 +267,7 @@ pub enum TlsPlan {
 /// Checked configuration.
 pub struct Resolved {
     /// sqlx URL.
-    pub database_url: String,
+    pub database_url: SecretUrl,
     /// The URL with any password removed, for messages.
     pub database_display: String,
     /// Directory to create (the data dir when something lives in it).
@@ -155,9 +278,20 @@ pub struct Resolved {
     pub tls: Option<TlsPlan>,
 }
 
+impl std::fmt::Debug for Resolved {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Resolved")
+            .field("database", &self.database_display)
+            .field("create_dir", &self.create_dir)
+            .field("tls", &self.tls)
+            .finish_non_exhaustive()
+    }
+}
+
 impl ServerArgs {
     /// Checks the combination of options.
     pub fn resolve(&self) -> anyhow::Result<Resolved> {
+        self.refuse_url_flags()?;
         let tls = match (&self.tls_cert, &self.tls_key, self.tls_self_signed) {
             (Some(cert), Some(key), _) => Some(TlsPlan::Files {
                 cert: cert.clone(),
@@ -179,12 +313,15 @@ impl ServerArgs {
             anyhow::bail!("--keep-versions must be at least 1");
         }
         self.auth_config()?;
-        let (database_url, database_display, uses_dir) = match &self.database_url {
-            Some(url) => (url.clone(), redact_url(url), false),
+        let (database_url, database_display, uses_dir) = match self.database_url()? {
+            Some(url) => {
+                let shown = url.redacted();
+                (url, shown, false)
+            }
             None => {
                 let path = self.data_dir.join("envseal.db");
                 (
-                    format!("sqlite://{}?mode=rwc", path.display()),
+                    SecretUrl::new(format!("sqlite://{}?mode=rwc", path.display())),
                     path.display().to_string(),
                     true,
                 )
@@ -217,6 +354,59 @@ impl ServerArgs {
 }
 
 impl ServerArgs {
+    /// A credential-carrying URL given as a flag is refused: the command line is
+    /// visible to every local user and lands in shell history.
+    fn refuse_url_flags(&self) -> anyhow::Result<()> {
+        for (given, flag, var) in [
+            (&self.database_url, "--database-url", "ENVSEAL_DATABASE_URL"),
+            (&self.redis_url, "--redis-url", "ENVSEAL_REDIS_URL"),
+            (
+                &self.alert_webhook,
+                "--alert-webhook",
+                "ENVSEAL_ALERT_WEBHOOK",
+            ),
+        ] {
+            if given.is_some() {
+                anyhow::bail!(
+                    "{flag} is not accepted: a URL can carry a credential and a command line \
+                     is visible to every local user; set {var} or {flag}-file instead"
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// The database URL from ENVSEAL_DATABASE_URL or --database-url-file.
+    pub fn database_url(&self) -> anyhow::Result<Option<SecretUrl>> {
+        url_from_env_or_file("ENVSEAL_DATABASE_URL", self.database_url_file.as_deref())
+    }
+
+    /// The Redis URL from ENVSEAL_REDIS_URL or --redis-url-file.
+    pub fn redis_url(&self) -> anyhow::Result<Option<SecretUrl>> {
+        self.refuse_url_flags()?;
+        url_from_env_or_file("ENVSEAL_REDIS_URL", self.redis_url_file.as_deref())
+    }
+
+    /// The alert webhook from ENVSEAL_ALERT_WEBHOOK or --alert-webhook-file.
+    pub fn alert_webhook(&self) -> anyhow::Result<Option<SecretUrl>> {
+        self.refuse_url_flags()?;
+        url_from_env_or_file("ENVSEAL_ALERT_WEBHOOK", self.alert_webhook_file.as_deref())
+    }
+
+    /// The `/metrics` scrape token from ENVSEAL_METRICS_TOKEN or --metrics-token-file
+    /// (at least 16 characters).
+    pub fn metrics_token(&self) -> anyhow::Result<Option<SecretString>> {
+        let Some(token) =
+            url_from_env_or_file("ENVSEAL_METRICS_TOKEN", self.metrics_token_file.as_deref())?
+        else {
+            return Ok(None);
+        };
+        if token.expose().len() < 16 || token.expose().chars().any(char::is_whitespace) {
+            anyhow::bail!("the metrics token must be at least 16 characters without spaces");
+        }
+        Ok(Some(SecretString::from(token.expose().to_owned())))
+    }
+
     /// Login, session and alert settings, checked.
     pub fn auth_config(&self) -> anyhow::Result<AuthConfig> {
         use std::time::Duration;
@@ -238,9 +428,11 @@ impl ServerArgs {
         if self.password_min_length < 8 {
             anyhow::bail!("--password-min-length must be at least 8");
         }
-        if let Some(url) = &self.alert_webhook {
+        let webhook = self.alert_webhook()?;
+        if let Some(url) = &webhook {
+            let url = url.expose();
             if !(url.starts_with("http://") || url.starts_with("https://")) {
-                anyhow::bail!("--alert-webhook must be an http:// or https:// URL");
+                anyhow::bail!("ENVSEAL_ALERT_WEBHOOK must be an http:// or https:// URL");
             }
         }
         let defaults = AuthConfig::default();
@@ -266,7 +458,7 @@ impl ServerArgs {
             require_admin_mfa: self.require_admin_mfa,
             trusted_proxies: self.trusted_proxies.clone(),
             alerts: crate::alert::AlertConfig {
-                webhook: self.alert_webhook.clone(),
+                webhook,
                 command: self.alert_command.clone(),
                 quiet_period: defaults.alerts.quiet_period,
             },
@@ -276,15 +468,32 @@ impl ServerArgs {
     }
 }
 
-/// `scheme://user:***@host/…`: never show a database password.
+/// `scheme://host[:port]` and `/…` when more followed: never a user, password, path
+/// (webhook tokens live there) or query. Unparseable input shows only its scheme.
 fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => {
-            let userinfo = &url[s + 3..at];
-            let user = userinfo.split(':').next().unwrap_or("");
-            format!("{}://{}:***@{}", &url[..s], user, &url[at + 1..])
+    if url.starts_with("sqlite:") {
+        // A local file path is not a credential; drop any query.
+        return url.split('?').next().unwrap_or(url).to_owned();
+    }
+    match url::Url::parse(url) {
+        Ok(u) if u.has_host() => {
+            let mut out = format!("{}://", u.scheme());
+            if !u.username().is_empty() || u.password().is_some() {
+                out.push_str("***@");
+            }
+            out.push_str(u.host_str().unwrap_or(""));
+            if let Some(port) = u.port() {
+                out.push_str(&format!(":{port}"));
+            }
+            if u.path().len() > 1 || u.query().is_some() {
+                out.push_str("/…");
+            }
+            out
         }
-        _ => url.to_owned(),
+        _ => match url.find("://") {
+            Some(s) => format!("{}://…", &url[..s]),
+            None => "…".to_owned(),
+        },
     }
 }
 
@@ -303,7 +512,7 @@ mod tests {
         let a = args(&[]);
         assert_eq!(a.listen.to_string(), "127.0.0.1:8420");
         let r = a.resolve().unwrap();
-        assert!(r.database_url.starts_with("sqlite://"));
+        assert!(r.database_url.expose().starts_with("sqlite://"));
         assert!(r.tls.is_none());
     }
 
@@ -339,11 +548,50 @@ mod tests {
         assert!(args(&["--alert-webhook", "ftp://x"]).resolve().is_err());
     }
 
+    const CANARY: &str = "Canary7hunter2Zq";
+
     #[test]
     fn database_password_never_displayed() {
+        let url = SecretUrl::new(format!("postgres://envseal:{CANARY}@db:5432/envseal"));
+        assert_eq!(url.redacted(), "postgres://***@db:5432/…");
+        assert!(!format!("{url:?}").contains(CANARY));
+        assert!(!format!("{url}").contains(CANARY));
+        let hook = SecretUrl::new(format!("https://hooks.example.com/services/{CANARY}?k=v"));
+        assert_eq!(hook.redacted(), "https://hooks.example.com/…");
+        let msg = format!("error sending request for url (https://hooks.example.com/services/{CANARY}?k=v): refused; path /services/{CANARY}");
+        let scrubbed = hook.scrub(&msg);
+        assert!(!scrubbed.contains(CANARY), "{scrubbed}");
+        assert!(scrubbed.contains("hooks.example.com"), "{scrubbed}");
+        let encoded = SecretUrl::new("redis://:p%40ssw0rd-canary@cache:6379/0");
+        assert!(!encoded
+            .scrub("auth failed for p@ssw0rd-canary")
+            .contains("ssw0rd-canary"));
+    }
+
+    #[test]
+    fn url_flags_are_refused_and_files_are_read() {
+        for flag in ["--database-url", "--redis-url", "--alert-webhook"] {
+            let err = args(&[flag, "postgres://u:p@h/x"]).resolve().err().unwrap();
+            let text = format!("{err:#}");
+            assert!(text.contains("not accepted"), "{text}");
+            assert!(!text.contains("u:p@h"), "{text}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("db-url");
+        std::fs::write(&file, format!("postgres://envseal:{CANARY}@db/envseal\n")).unwrap();
+        let a = args(&["--database-url-file", file.to_str().unwrap()]);
+        let url = a.database_url().unwrap().unwrap();
         assert_eq!(
-            redact_url("postgres://envseal:hunter2@db:5432/envseal"),
-            "postgres://envseal:***@db:5432/envseal"
+            url.expose(),
+            format!("postgres://envseal:{CANARY}@db/envseal")
         );
+        let r = a.resolve().unwrap();
+        assert!(!format!("{r:?}").contains(CANARY));
+        assert!(!r.database_display.contains(CANARY));
+        let empty = dir.path().join("empty");
+        std::fs::write(&empty, "\n").unwrap();
+        assert!(args(&["--redis-url-file", empty.to_str().unwrap()])
+            .redis_url()
+            .is_err());
     }
 }

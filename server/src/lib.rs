@@ -18,6 +18,7 @@ pub mod config;
 pub mod crypto;
 pub mod limiter;
 pub mod login;
+pub mod metrics;
 pub mod mfa;
 pub mod password;
 pub mod secrets;
@@ -42,15 +43,22 @@ pub fn now() -> i64 {
 /// token exists. Everything the router needs, ready to serve.
 pub async fn prepare(args: &ServerArgs) -> anyhow::Result<Arc<api::AppState>> {
     let resolved = args.resolve()?;
+    metrics::configure(args.metrics_token()?);
     if let Some(dir) = &resolved.create_dir {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("creating data directory {}", dir.display()))?;
         restrict_dir(dir);
     }
     let store = Arc::new(
-        store::Store::connect(&resolved.database_url)
+        store::Store::connect(resolved.database_url.expose())
             .await
-            .with_context(|| format!("opening database {}", resolved.database_display))?,
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "opening database {}: {}",
+                    resolved.database_display,
+                    resolved.database_url.scrub(&e.to_string())
+                )
+            })?,
     );
     let keys: Arc<dyn crypto::KeyProvider> = match &resolved.master_key {
         crypto::MasterKeySource::File(path) => Arc::new(crypto::LocalKeyProvider::from_file(path)?),
@@ -83,12 +91,18 @@ pub async fn prepare(args: &ServerArgs) -> anyhow::Result<Arc<api::AppState>> {
         store::Backend::Postgres => 1_000,
     }));
     let auth_config = args.auth_config()?;
-    let limiter = match &args.redis_url {
-        Some(url) => limiter::Limiter::redis(auth_config.limits, url, &args.redis_prefix)
+    let limiter = match args.redis_url()? {
+        Some(url) => limiter::Limiter::redis(auth_config.limits, url.expose(), &args.redis_prefix)
             .await
-            .context("connecting to Redis (ENVSEAL_REDIS_URL)")?,
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "connecting to Redis {} (ENVSEAL_REDIS_URL): {}",
+                    url.redacted(),
+                    url.scrub(&e.to_string())
+                )
+            })?,
         None => {
-            if resolved.database_url.starts_with("postgres") {
+            if resolved.database_url.expose().starts_with("postgres") {
                 tracing::warn!(
                     "login rate limits and lockouts are kept per process; set ENVSEAL_REDIS_URL \
                      so that every replica enforces the same ones"

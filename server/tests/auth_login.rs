@@ -505,7 +505,7 @@ async fn lockouts_and_brute_force_raise_alerts_by_command_and_webhook() {
     });
     let mut c = relaxed();
     c.alerts.command = Some(format!("cat >> '{}'", file.display()));
-    c.alerts.webhook = Some(hook);
+    c.alerts.webhook = Some(envseal_server::config::SecretUrl::new(hook));
     c.alert_failures = 8;
     let h = harness(&b.store, auth_with(c)).await;
     h.create_user("alice", PW, &[]).await;
