@@ -58,6 +58,13 @@ pub struct Cache {
     exports: RwLock<ExportMap>,
 }
 
+/// `envseal_cache_lookups_total{cache, result}`.
+fn count(cache: &'static str, hit: bool) {
+    metrics::counter!("envseal_cache_lookups_total",
+        "cache" => cache, "result" => if hit { "hit" } else { "miss" })
+    .increment(1);
+}
+
 impl Cache {
     /// Entries live at most `ttl`; a zero TTL disables caching.
     pub fn new(ttl: Duration) -> Self {
@@ -75,9 +82,12 @@ impl Cache {
     /// The token row for this hash, if cached and still valid.
     pub fn token(&self, hash: &[u8], generation: u64) -> Option<TokenRow> {
         let map = self.tokens.read().unwrap_or_else(|p| p.into_inner());
-        map.get(hash)
+        let hit = map
+            .get(hash)
             .filter(|e| self.fresh(e, generation))
-            .map(|e| e.value.clone())
+            .map(|e| e.value.clone());
+        count("token", hit.is_some());
+        hit
     }
 
     /// Remembers a token row read at `generation`.
@@ -102,9 +112,12 @@ impl Cache {
     /// The export of `project`/`env`, if cached and still valid.
     pub fn export(&self, project: &str, env: &str, generation: u64) -> Option<Arc<CachedExport>> {
         let map = self.exports.read().unwrap_or_else(|p| p.into_inner());
-        map.get(&(project.to_owned(), env.to_owned()))
+        let hit = map
+            .get(&(project.to_owned(), env.to_owned()))
             .filter(|e| self.fresh(e, generation))
-            .map(|e| e.value.clone())
+            .map(|e| e.value.clone());
+        count("export", hit.is_some());
+        hit
     }
 
     /// Remembers an export built from data read at `generation`.

@@ -168,6 +168,7 @@ pub fn app(state: Arc<AppState>) -> Router {
             HeaderValue::from_static("max-age=31536000"),
         ));
     }
+    router = crate::metrics::layer(router);
     router.with_state(state)
 }
 
