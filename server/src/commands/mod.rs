@@ -4,6 +4,8 @@
 //! [`ServerArgs`] as the server, so it opens the same database and key provider.
 //! `envseal-server` with no subcommand serves; so does `envseal-server serve`.
 
+pub mod backup;
+
 use crate::ServerArgs;
 use clap::Subcommand;
 use std::process::ExitCode;
@@ -13,11 +15,17 @@ use std::process::ExitCode;
 pub enum ServerCommand {
     /// Serve the API (the default when no subcommand is given).
     Serve,
+    /// Write an online, consistent snapshot of the SQLite database to a new file.
+    Backup(backup::BackupArgs),
+    /// Replace the data directory's SQLite database with a backup (server stopped).
+    Restore(backup::RestoreArgs),
 }
 
 /// Runs `command` with the server's settings. Serving is [`crate::run`].
 pub async fn dispatch(args: ServerArgs, command: ServerCommand) -> anyhow::Result<ExitCode> {
     match command {
         ServerCommand::Serve => crate::run(args).await.map(|()| ExitCode::SUCCESS),
+        ServerCommand::Backup(b) => backup::backup(&args, &b).await,
+        ServerCommand::Restore(r) => backup::restore(&args, &r).await,
     }
 }
