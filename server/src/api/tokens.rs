@@ -95,7 +95,7 @@ pub(super) async fn create(
         if !known.contains(env) {
             return Err(ApiError::bad_request(
                 "invalid_scope",
-                format!("environment {env} does not exist in {}", project.name),
+                "a listed environment does not exist in the project",
             ));
         }
     }
@@ -189,6 +189,10 @@ pub(super) async fn revoke(
     };
     if !manages(&auth, &row) {
         return Err(ApiError::Forbidden);
+    }
+    let _admin_change = state.admin_change.lock().await;
+    if row.access == "admin" && row.revoked_at.is_none() {
+        super::admins::keep_one(&state, super::admins::Removing::Token(&row.id)).await?;
     }
     state
         .store
