@@ -47,6 +47,10 @@ pub struct ServerArgs {
     /// Per-request timeout in seconds.
     #[arg(long, env = "ENVSEAL_REQUEST_TIMEOUT", default_value_t = 30)]
     pub request_timeout_secs: u64,
+    /// Seconds a connection may take to send a request's headers, and may stay idle
+    /// between requests (and the TLS handshake's bound); then it is closed.
+    #[arg(long, env = "ENVSEAL_HEADER_TIMEOUT", default_value_t = 10)]
+    pub header_timeout_secs: u64,
     /// How long token lookups and exports stay cached, in milliseconds (0: off).
     /// Default: 30000 on SQLite (every write invalidates at once; this only bounds how
     /// long plaintext stays in memory), 1000 on PostgreSQL (bounds how stale a replica
