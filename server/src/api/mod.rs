@@ -11,6 +11,7 @@ mod auth;
 mod error;
 mod extract;
 mod leaks;
+mod openapi;
 mod projects;
 mod secrets;
 mod tokens;
@@ -315,6 +316,13 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     ApiDoc::openapi()
 }
 
+/// The served document: [`openapi`] completed with every error answer and name pattern.
+pub fn openapi_document() -> serde_json::Value {
+    let mut doc = serde_json::to_value(openapi()).expect("the OpenAPI document serialises");
+    openapi::complete(&mut doc);
+    doc
+}
+
 async fn openapi_json() -> impl IntoResponse {
-    Json(openapi())
+    Json(openapi_document())
 }
