@@ -32,6 +32,9 @@ pub enum ApiError {
     /// The password is right and the account needs a TOTP or recovery code (401).
     #[error("this account requires a TOTP code: send it as \"totp\"")]
     MfaRequired,
+    /// A machine token on an endpoint for user sessions only (403).
+    #[error("{0}")]
+    NotASession(&'static str),
     /// Admins must enrol TOTP before anything else (403).
     #[error("enrol TOTP first: POST /v1/auth/mfa/enroll, then /v1/auth/mfa/confirm")]
     MfaEnrolmentRequired,
@@ -91,6 +94,7 @@ impl ApiError {
             ApiError::BadRequest { code, .. } => (StatusCode::BAD_REQUEST, code),
             ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
             ApiError::Forbidden => (StatusCode::FORBIDDEN, "forbidden"),
+            ApiError::NotASession(_) => (StatusCode::FORBIDDEN, "not_a_session"),
             ApiError::InvalidCredentials => (StatusCode::UNAUTHORIZED, "invalid_credentials"),
             ApiError::MfaRequired => (StatusCode::UNAUTHORIZED, "mfa_required"),
             ApiError::MfaEnrolmentRequired => (StatusCode::FORBIDDEN, "mfa_enrolment_required"),

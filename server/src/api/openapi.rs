@@ -37,7 +37,12 @@ struct PropertyRule {
     property: String,
     #[serde(default)]
     items: bool,
-    name: String,
+    /// A name rule, or
+    #[serde(default)]
+    name: Option<String>,
+    /// schema keywords to set.
+    #[serde(default)]
+    set: serde_json::Map<String, Value>,
 }
 
 fn table() -> Table {
@@ -100,11 +105,18 @@ pub(super) fn complete(doc: &mut Value) {
         }
     }
     for rule in &t.properties {
-        let prop = &mut doc["components"]["schemas"][&rule.schema]["properties"][&rule.property];
-        if rule.items {
-            constrain(&mut prop["items"], &t.names[&rule.name]);
+        let schema = &mut doc["components"]["schemas"][&rule.schema];
+        let prop = if rule.property.is_empty() {
+            schema
         } else {
-            constrain(prop, &t.names[&rule.name]);
+            &mut schema["properties"][&rule.property]
+        };
+        let target = if rule.items { &mut prop["items"] } else { prop };
+        if let Some(name) = &rule.name {
+            constrain(target, &t.names[name]);
+        }
+        for (k, v) in &rule.set {
+            target[k] = v.clone();
         }
     }
 }
@@ -129,11 +141,11 @@ mod tests {
             .parameters
             .iter()
             .map(|r| &r.name)
-            .chain(t.properties.iter().map(|r| &r.name))
+            .chain(t.properties.iter().filter_map(|r| r.name.as_ref()))
         {
             assert!(t.names.contains_key(rule), "no name rule {rule}");
         }
-        for rule in &t.properties {
+        for rule in t.properties.iter().filter(|r| !r.property.is_empty()) {
             let prop = &doc["components"]["schemas"][&rule.schema]["properties"][&rule.property];
             assert!(
                 prop.is_object(),

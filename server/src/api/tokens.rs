@@ -58,7 +58,9 @@ pub(super) async fn create(
     if !manages_any(&auth) {
         return Err(ApiError::Forbidden);
     }
-    if req.name.trim().is_empty() || req.name.len() > 128 || req.name.chars().any(char::is_control)
+    if req.name.trim().is_empty()
+        || req.name.chars().count() > 128
+        || req.name.chars().any(char::is_control)
     {
         return Err(ApiError::bad_request(
             "invalid_name",
@@ -93,10 +95,7 @@ pub(super) async fn create(
     for env in req.environments.iter().filter(|e| *e != "*") {
         validate_slug("environment", env)?;
         if !known.contains(env) {
-            return Err(ApiError::bad_request(
-                "invalid_scope",
-                "a listed environment does not exist in the project",
-            ));
+            return Err(ApiError::NotFound("environment"));
         }
     }
     let now = crate::now();
