@@ -193,6 +193,25 @@ mod tests {
         );
     }
 
+    /// The base64 pattern accepts exactly what the value decoder accepts.
+    #[test]
+    fn base64_pattern_agrees_with_the_decoder() {
+        use base64::Engine as _;
+        let t = table();
+        let rule = t
+            .properties
+            .iter()
+            .find(|r| r.schema == "PutSecret" && r.property == "value_base64")
+            .unwrap();
+        let re = regex::Regex::new(rule.set["pattern"].as_str().unwrap()).unwrap();
+        for s in [
+            "", "QQ==", "QR==", "QUI=", "QUJ=", "QUJD", "0", "QUJD\n", "Q===", "////", "QUJDRA==",
+        ] {
+            let ok = base64::engine::general_purpose::STANDARD.decode(s).is_ok();
+            assert_eq!(re.is_match(s), ok, "{s:?}");
+        }
+    }
+
     /// The patterns say what the validators accept.
     #[test]
     fn name_patterns_agree_with_the_validators() {
