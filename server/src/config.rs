@@ -149,6 +149,11 @@ pub struct ServerArgs {
     /// DATA_DIR/tls-cert.pem through ENVSEAL_CA_CERT).
     #[arg(long, env = "ENVSEAL_TLS_SELF_SIGNED", conflicts_with = "tls_cert")]
     pub tls_self_signed: bool,
+    /// Extra names of the self-signed certificate (DNS names or IP addresses, comma
+    /// separated or repeated), besides localhost, 127.0.0.1 and ::1. A change of names
+    /// renews the certificate at the next start.
+    #[arg(long = "tls-san", env = "ENVSEAL_TLS_SAN", value_delimiter = ',')]
+    pub tls_san: Vec<String>,
     /// Allow plain HTTP on a non-loopback address (only behind a TLS-terminating proxy).
     #[arg(long, env = "ENVSEAL_INSECURE_HTTP")]
     pub insecure_http: bool,
@@ -158,6 +163,10 @@ pub struct ServerArgs {
     /// Per-request timeout in seconds.
     #[arg(long, env = "ENVSEAL_REQUEST_TIMEOUT", default_value_t = 30)]
     pub request_timeout_secs: u64,
+    /// Seconds a connection may take to send a request's headers, and may stay idle
+    /// between requests (and the TLS handshake's bound); then it is closed.
+    #[arg(long, env = "ENVSEAL_HEADER_TIMEOUT", default_value_t = 10)]
+    pub header_timeout_secs: u64,
     /// How long token lookups and exports stay cached, in milliseconds (0: off).
     /// Default: 30000 on SQLite (every write invalidates at once; this only bounds how
     /// long plaintext stays in memory), 1000 on PostgreSQL (bounds how stale a replica
@@ -261,6 +270,8 @@ pub enum TlsPlan {
     SelfSigned {
         /// Where the pair lives.
         dir: PathBuf,
+        /// Its subject alternative names (DNS names and IP addresses).
+        names: Vec<String>,
     },
 }
 
@@ -299,9 +310,15 @@ impl ServerArgs {
             }),
             (_, _, true) => Some(TlsPlan::SelfSigned {
                 dir: self.data_dir.clone(),
+                names: self.san_names()?,
             }),
             _ => None,
         };
+        if !self.tls_san.is_empty() && !self.tls_self_signed {
+            anyhow::bail!(
+                "--tls-san names the self-signed certificate: give --tls-self-signed too"
+            );
+        }
         if tls.is_none() && !self.listen.ip().is_loopback() && !self.insecure_http {
             anyhow::bail!(
                 "refusing plain HTTP on non-loopback address {}: give --tls-cert/--tls-key or \
@@ -407,6 +424,47 @@ impl ServerArgs {
         Ok(Some(SecretString::from(token.expose().to_owned())))
     }
 
+    /// The self-signed certificate's names: the loopback ones, then `--tls-san`, each
+    /// checked to be an IP address or a DNS name, without duplicates.
+    fn san_names(&self) -> anyhow::Result<Vec<String>> {
+        let mut names: Vec<String> = ["localhost", "127.0.0.1", "::1"]
+            .map(str::to_owned)
+            .to_vec();
+        for raw in &self.tls_san {
+            let name = raw.trim().trim_end_matches('.').to_ascii_lowercase();
+            let ok = name.parse::<std::net::IpAddr>().is_ok() || is_dns_name(&name);
+            if !ok {
+                anyhow::bail!(
+                    "--tls-san: each name must be a DNS name (letters, digits, '-', dots, an \
+                     optional leading \"*.\") or an IP address"
+                );
+            }
+            if !names.contains(&name) {
+                names.push(name);
+            }
+        }
+        Ok(names)
+    }
+}
+
+/// A DNS name as a certificate may carry it: labels of 1–63 letters, digits and `-`
+/// (not at either end), at most 253 characters, optionally `*.` first.
+fn is_dns_name(name: &str) -> bool {
+    let rest = name.strip_prefix("*.").unwrap_or(name);
+    !rest.is_empty()
+        && name.len() <= 253
+        && rest.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+}
+
+impl ServerArgs {
     /// Login, session and alert settings, checked.
     pub fn auth_config(&self) -> anyhow::Result<AuthConfig> {
         use std::time::Duration;
@@ -505,6 +563,35 @@ mod tests {
         let mut v = vec!["envseal-server"];
         v.extend_from_slice(extra);
         ServerArgs::try_parse_from(v).unwrap()
+    }
+
+    #[test]
+    fn tls_san_names_are_checked_and_added() {
+        let r = args(&[
+            "--tls-self-signed",
+            "--tls-san",
+            "Dify.Example.,10.0.0.7",
+            "--tls-san",
+            "::1",
+        ])
+        .resolve()
+        .unwrap();
+        match r.tls {
+            Some(TlsPlan::SelfSigned { names, .. }) => assert_eq!(
+                names,
+                vec!["localhost", "127.0.0.1", "::1", "dify.example", "10.0.0.7"]
+            ),
+            _ => panic!("expected a self-signed plan"),
+        }
+        for bad in ["exa mple.com", "-bad.example", "a..b", "x_y.example", ""] {
+            assert!(
+                args(&["--tls-self-signed", &format!("--tls-san={bad}")])
+                    .resolve()
+                    .is_err(),
+                "{bad:?} accepted"
+            );
+        }
+        assert!(args(&["--tls-san", "dify.example"]).resolve().is_err());
     }
 
     #[test]

@@ -39,9 +39,11 @@ pub fn now() -> i64 {
         .unwrap_or(0)
 }
 
-/// Opens the store and key provider, verifies the master key, and makes sure an admin
-/// token exists. Everything the router needs, ready to serve.
-pub async fn prepare(args: &ServerArgs) -> anyhow::Result<Arc<api::AppState>> {
+/// Opens the store and the key provider and proves the master key opens the
+/// database's check record. The part of starting that offline commands share.
+pub(crate) async fn open(
+    args: &ServerArgs,
+) -> anyhow::Result<(config::Resolved, Arc<store::Store>, secrets::Secrets)> {
     let resolved = args.resolve()?;
     metrics::configure(args.metrics_token()?);
     if let Some(dir) = &resolved.create_dir {
@@ -78,6 +80,13 @@ pub async fn prepare(args: &ServerArgs) -> anyhow::Result<Arc<api::AppState>> {
     };
     let secrets = secrets::Secrets::new(store.clone(), keys, args.keep_versions);
     secrets.verify_master_key().await?;
+    Ok((resolved, store, secrets))
+}
+
+/// Opens the store and key provider, verifies the master key, and makes sure an admin
+/// token exists. Everything the router needs, ready to serve.
+pub async fn prepare(args: &ServerArgs) -> anyhow::Result<Arc<api::AppState>> {
+    let (resolved, store, secrets) = open(args).await?;
     let filled = secrets.backfill_fingerprints().await?;
     if filled > 0 {
         tracing::info!(
@@ -115,14 +124,25 @@ pub async fn prepare(args: &ServerArgs) -> anyhow::Result<Arc<api::AppState>> {
         backend = limiter.backend_name(),
         "login rate limits and lockouts ready"
     );
+    let leak_limiter = match &args.redis_url {
+        Some(url) => limiter::Limiter::redis(
+            auth_config.limits,
+            url,
+            &format!("{}:leaks", args.redis_prefix),
+        )
+        .await
+        .context("connecting to Redis (ENVSEAL_REDIS_URL)")?,
+        None => limiter::Limiter::memory(auth_config.limits),
+    };
     let auth = login::AuthService::new(auth_config, limiter)?;
-    let state = api::AppState::new(
+    let state = api::AppState::with_leak_limiter(
         store,
         secrets,
         auth,
         cache::Cache::new(cache_ttl),
         resolved.tls.is_some(),
         Duration::from_secs(args.request_timeout_secs.max(1)),
+        leak_limiter,
     );
     state
         .audit
@@ -200,38 +220,56 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         .with_context(|| format!("binding {}", args.listen))?;
     listener.set_nonblocking(true)?;
     let addr = listener.local_addr()?;
+    let header_timeout = Duration::from_secs(args.header_timeout_secs.max(1));
+    let handle = axum_server::Handle::new();
+    let shutdown = handle.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        shutdown.graceful_shutdown(Some(Duration::from_secs(10)));
+    });
+    let service = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     match resolved.tls {
         Some(tls) => {
             let config = tls::server_config(&tls)?;
             tracing::info!("envseal-server listening on https://{addr}");
-            let handle = axum_server::Handle::new();
-            let shutdown = handle.clone();
-            tokio::spawn(async move {
-                shutdown_signal().await;
-                shutdown.graceful_shutdown(Some(Duration::from_secs(10)));
-            });
-            axum_server::from_tcp_rustls(
-                listener,
+            let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(
                 axum_server::tls_rustls::RustlsConfig::from_config(config),
             )
-            .handle(handle)
-            .serve(app.into_make_service_with_connect_info::<std::net::SocketAddr>())
-            .await?;
+            .handshake_timeout(header_timeout);
+            let mut server = axum_server::from_tcp(listener).acceptor(acceptor);
+            bound_connections(server.http_builder(), header_timeout);
+            server.handle(handle).serve(service).await?;
         }
         None => {
             tracing::info!("envseal-server listening on http://{addr}");
-            let listener = tokio::net::TcpListener::from_std(listener)?;
-            axum::serve(
-                listener,
-                app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-            )
-            .with_graceful_shutdown(shutdown_signal())
-            .await?;
+            let mut server = axum_server::from_tcp(listener);
+            bound_connections(server.http_builder(), header_timeout);
+            server.handle(handle).serve(service).await?;
         }
     }
     state.store.close().await;
     tracing::info!("envseal-server stopped");
     Ok(())
+}
+
+/// Slow or idle clients cannot hold connections: HTTP/1 headers must arrive within
+/// `timeout` (which also bounds the idle time between keep-alive requests), HTTP/2
+/// connections are pinged every `timeout` and closed when a ping goes unanswered as
+/// long. Header limits sit above the router's (which answers 431 in the JSON shape).
+fn bound_connections(
+    builder: &mut hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor>,
+    timeout: Duration,
+) {
+    builder
+        .http1()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(timeout)
+        .max_headers(api::MAX_HEADERS * 4);
+    builder
+        .http2()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .keep_alive_interval(timeout)
+        .keep_alive_timeout(timeout);
 }
 
 async fn shutdown_signal() {

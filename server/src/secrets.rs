@@ -440,9 +440,9 @@ impl Secrets {
     ) -> Result<i64, SecretsError> {
         let secret = self.live(env, name).await?;
         if version == secret.current_version {
-            return Err(SecretsError::Invalid(format!(
-                "version {version} is already current"
-            )));
+            return Err(SecretsError::Invalid(
+                "the requested version is already current".to_owned(),
+            ));
         }
         let (_, value) = self.get(env, name, Some(version)).await?;
         self.put(
@@ -479,7 +479,7 @@ impl Secrets {
             .await
             .map_err(|e| match e {
                 StoreError::NotFound => {
-                    SecretsError::Invalid(format!("secret {name} is not deleted"))
+                    SecretsError::Invalid("the secret is not deleted".to_owned())
                 }
                 e => e.into(),
             })

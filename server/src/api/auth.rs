@@ -86,8 +86,7 @@ pub(super) async fn logout(
     AnyAuth(p, client): AnyAuth,
 ) -> Result<Response, ApiError> {
     if !p.is_user() {
-        return Err(ApiError::bad_request(
-            "not_a_session",
+        return Err(ApiError::NotASession(
             "machine tokens are revoked with DELETE /v1/tokens/{id}, not logged out",
         ));
     }
@@ -142,8 +141,7 @@ pub(super) async fn me(AnyAuth(p, _): AnyAuth) -> Json<WhoAmI> {
 /// The signed-in user's row (sessions only).
 async fn own_user(state: &AppState, p: &Principal) -> Result<UserRow, ApiError> {
     let Some(id) = p.user_id() else {
-        return Err(ApiError::bad_request(
-            "not_a_session",
+        return Err(ApiError::NotASession(
             "this needs a user session, not a machine token",
         ));
     };

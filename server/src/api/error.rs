@@ -32,6 +32,9 @@ pub enum ApiError {
     /// The password is right and the account needs a TOTP or recovery code (401).
     #[error("this account requires a TOTP code: send it as \"totp\"")]
     MfaRequired,
+    /// A machine token on an endpoint for user sessions only (403).
+    #[error("{0}")]
+    NotASession(&'static str),
     /// Admins must enrol TOTP before anything else (403).
     #[error("enrol TOTP first: POST /v1/auth/mfa/enroll, then /v1/auth/mfa/confirm")]
     MfaEnrolmentRequired,
@@ -55,6 +58,13 @@ pub enum ApiError {
     /// Body over the limit (413).
     #[error("request body is larger than the server accepts")]
     PayloadTooLarge,
+    /// Request headers over the limit (431).
+    #[error("request headers are larger than the server accepts")]
+    HeadersTooLarge,
+    /// An error answer produced outside the handlers (an unsupported method, a path or
+    /// query string that does not parse, a timeout), in the one error shape.
+    #[error("{}", http_message(*.0))]
+    Http(StatusCode),
     /// Login state (Redis) or password hashing is unavailable (503): logins fail
     /// closed. The cause is logged.
     #[error("login is temporarily unavailable")]
@@ -84,6 +94,7 @@ impl ApiError {
             ApiError::BadRequest { code, .. } => (StatusCode::BAD_REQUEST, code),
             ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
             ApiError::Forbidden => (StatusCode::FORBIDDEN, "forbidden"),
+            ApiError::NotASession(_) => (StatusCode::FORBIDDEN, "not_a_session"),
             ApiError::InvalidCredentials => (StatusCode::UNAUTHORIZED, "invalid_credentials"),
             ApiError::MfaRequired => (StatusCode::UNAUTHORIZED, "mfa_required"),
             ApiError::MfaEnrolmentRequired => (StatusCode::FORBIDDEN, "mfa_enrolment_required"),
@@ -91,11 +102,48 @@ impl ApiError {
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::Conflict { code, .. } => (StatusCode::CONFLICT, code),
             ApiError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            ApiError::HeadersTooLarge => (
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "headers_too_large",
+            ),
+            ApiError::Http(status) => (*status, http_code(*status)),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             ApiError::LoginUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "login_unavailable"),
             ApiError::Integrity(_) => (StatusCode::INTERNAL_SERVER_ERROR, "integrity_error"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
+    }
+}
+
+/// Stable codes of error answers produced outside the handlers.
+fn http_code(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        404 => "not_found",
+        405 => "method_not_allowed",
+        406 => "not_acceptable",
+        408 => "timeout",
+        411 => "length_required",
+        413 => "payload_too_large",
+        415 => "unsupported_media_type",
+        431 => "headers_too_large",
+        500..=599 => "internal",
+        _ => "invalid_request",
+    }
+}
+
+/// Their messages: fixed text, nothing taken from the request.
+fn http_message(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        404 => "no such route",
+        405 => "this method is not allowed on this route (see the Allow header)",
+        406 => "the server answers only application/json",
+        408 => "the request took too long",
+        411 => "the request needs a Content-Length",
+        413 => "request body is larger than the server accepts",
+        415 => "expected a JSON body with Content-Type: application/json",
+        431 => "request headers are larger than the server accepts",
+        500..=599 => "internal error",
+        _ => "the request's path, query string or headers are invalid",
     }
 }
 
@@ -196,8 +244,17 @@ impl From<SecretsError> for ApiError {
 }
 
 impl From<envseal_core::NameError> for ApiError {
+    /// Says which rule the name breaks without repeating the name.
     fn from(e: envseal_core::NameError) -> Self {
-        ApiError::bad_request("invalid_name", e.to_string())
+        use envseal_core::NameError;
+        let message = match e {
+            NameError::Empty { kind } => format!("{kind} name is empty"),
+            NameError::TooLong { kind, max, .. } => {
+                format!("{kind} name is longer than {max} characters")
+            }
+            NameError::Invalid { kind, rule, .. } => format!("{kind} name is invalid: {rule}"),
+        };
+        ApiError::bad_request("invalid_name", message)
     }
 }
 

@@ -5,11 +5,13 @@
 //! audit log, and serialise. This layer is the only one that knows JSON or HTTP status
 //! codes; it never logs request bodies.
 
+mod admins;
 mod audit;
 mod auth;
 mod error;
 mod extract;
 mod leaks;
+mod openapi;
 mod projects;
 mod secrets;
 mod tokens;
@@ -55,6 +57,10 @@ pub struct AppState {
     pub auth: AuthService,
     /// The audit chain's writer.
     pub audit: AuditLog,
+    /// Limits on `POST /v1/leaks/check` (the login limits, in a state of their own).
+    pub leak_limiter: crate::limiter::Limiter,
+    /// Held while checking that an admin remains and removing an admin credential.
+    admin_change: tokio::sync::Mutex<()>,
 }
 
 impl AppState {
@@ -67,6 +73,28 @@ impl AppState {
         tls: bool,
         request_timeout: Duration,
     ) -> Arc<Self> {
+        let leak_limiter = crate::limiter::Limiter::memory(auth.config.limits);
+        Self::with_leak_limiter(
+            store,
+            secrets,
+            auth,
+            cache,
+            tls,
+            request_timeout,
+            leak_limiter,
+        )
+    }
+
+    /// Like [`AppState::new`], with the leak-check limiter given (Redis for replicas).
+    pub fn with_leak_limiter(
+        store: Arc<Store>,
+        secrets: Secrets,
+        auth: AuthService,
+        cache: crate::cache::Cache,
+        tls: bool,
+        request_timeout: Duration,
+        leak_limiter: crate::limiter::Limiter,
+    ) -> Arc<Self> {
         let audit = AuditLog::start(store.clone());
         Arc::new(AppState {
             store,
@@ -76,6 +104,8 @@ impl AppState {
             request_timeout,
             auth,
             audit,
+            leak_limiter,
+            admin_change: tokio::sync::Mutex::new(()),
         })
     }
 }
@@ -153,11 +183,13 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/v1/audit", get(audit::list))
         .route("/v1/audit/verify", get(audit::verify))
         .fallback(|| async { ApiError::NotFound("route") })
+        .method_not_allowed_fallback(|| async { ApiError::Http(StatusCode::METHOD_NOT_ALLOWED) })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             state.request_timeout,
         ))
+        .layer(axum::middleware::from_fn(one_error_shape))
         .layer(SetResponseHeaderLayer::overriding(
             axum::http::header::CACHE_CONTROL,
             HeaderValue::from_static("no-store"),
@@ -170,6 +202,45 @@ pub fn app(state: Arc<AppState>) -> Router {
     }
     router = crate::metrics::layer(router);
     router.with_state(state)
+}
+
+/// Most request header bytes (names and values) accepted; more is a 431.
+pub const MAX_HEADER_BYTES: usize = 32 * 1024;
+/// Most request headers accepted; more is a 431.
+pub const MAX_HEADERS: usize = 64;
+
+/// Every error answer in the one JSON shape: oversized headers are refused here, and an
+/// error produced outside the handlers (axum's path and query rejections, 405, the
+/// timeout's 408) has its body replaced by fixed text, so nothing of the request is
+/// echoed and no error is plain text or empty.
+async fn one_error_shape(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let headers = req.headers();
+    let header_bytes: usize = headers
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len())
+        .sum();
+    if headers.len() > MAX_HEADERS || header_bytes > MAX_HEADER_BYTES {
+        return ApiError::HeadersTooLarge.into_response();
+    }
+    let response = next.run(req).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let (mut parts, _) = response.into_parts();
+    let (replacement, body) = ApiError::Http(status).into_response().into_parts();
+    parts.headers.remove(axum::http::header::CONTENT_LENGTH);
+    for (name, value) in &replacement.headers {
+        parts.headers.insert(name, value.clone());
+    }
+    axum::response::Response::from_parts(parts, body)
 }
 
 async fn healthz() -> &'static str {
@@ -246,6 +317,13 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     ApiDoc::openapi()
 }
 
+/// The served document: [`openapi`] completed with every error answer and name pattern.
+pub fn openapi_document() -> serde_json::Value {
+    let mut doc = serde_json::to_value(openapi()).expect("the OpenAPI document serialises");
+    openapi::complete(&mut doc);
+    doc
+}
+
 async fn openapi_json() -> impl IntoResponse {
-    Json(openapi())
+    Json(openapi_document())
 }

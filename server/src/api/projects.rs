@@ -4,6 +4,7 @@
 
 use super::extract::{Auth, Body};
 use super::{event, ApiError, AppState};
+use crate::auth::Permission;
 use crate::store::{EnvRow, ProjectRow};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -21,10 +22,24 @@ pub(super) fn env_wire(e: &EnvRow) -> Environment {
     }
 }
 
-async fn project_wire(state: &AppState, p: ProjectRow) -> Result<Project, ApiError> {
-    let environments = state
+/// The environments of `p` the caller may reach: a token scoped to some environments
+/// learns nothing about the others, not even their names or revisions.
+async fn visible_environments(
+    state: &AppState,
+    auth: &Auth,
+    p: &ProjectRow,
+) -> Result<Vec<EnvRow>, ApiError> {
+    Ok(state
         .store
         .environments(p.id)
+        .await?
+        .into_iter()
+        .filter(|e| auth.0.allows(&p.name, &e.name, Permission::Metadata))
+        .collect())
+}
+
+async fn project_wire(state: &AppState, auth: &Auth, p: ProjectRow) -> Result<Project, ApiError> {
+    let environments = visible_environments(state, auth, &p)
         .await?
         .into_iter()
         .map(|e| e.name)
@@ -62,7 +77,7 @@ pub(super) async fn list(
     let mut projects = Vec::new();
     for p in state.store.list_projects().await? {
         if auth.0.can_see_project(&p.name) {
-            projects.push(project_wire(&state, p).await?);
+            projects.push(project_wire(&state, &auth, p).await?);
         }
     }
     Ok(Json(ProjectList { projects }))
@@ -87,7 +102,7 @@ pub(super) async fn create(
         .map_err(|e| match e {
             crate::store::StoreError::Conflict => ApiError::Conflict {
                 code: "already_exists",
-                message: format!("project {} already exists", req.name),
+                message: "a project of this name already exists".to_owned(),
             },
             e => e.into(),
         })?;
@@ -96,7 +111,10 @@ pub(super) async fn create(
         .record(event(&auth.0, &auth.1, "project.create", &row.name))
         .await?;
     tracing::info!(project = %row.name, by = %auth.0.name, "project created");
-    Ok((StatusCode::CREATED, Json(project_wire(&state, row).await?)))
+    Ok((
+        StatusCode::CREATED,
+        Json(project_wire(&state, &auth, row).await?),
+    ))
 }
 
 /// One project.
@@ -107,7 +125,7 @@ pub(super) async fn show(
     Path(project): Path<String>,
 ) -> Result<Json<Project>, ApiError> {
     let row = visible_project(&state, &auth, &project).await?;
-    Ok(Json(project_wire(&state, row).await?))
+    Ok(Json(project_wire(&state, &auth, row).await?))
 }
 
 /// A project's environments.
@@ -119,7 +137,7 @@ pub(super) async fn list_environments(
     Path(project): Path<String>,
 ) -> Result<Json<Vec<Environment>>, ApiError> {
     let row = visible_project(&state, &auth, &project).await?;
-    let envs = state.store.environments(row.id).await?;
+    let envs = visible_environments(&state, &auth, &row).await?;
     Ok(Json(envs.iter().map(env_wire).collect()))
 }
 
@@ -145,10 +163,7 @@ pub(super) async fn create_environment(
         .map_err(|e| match e {
             crate::store::StoreError::Conflict => ApiError::Conflict {
                 code: "already_exists",
-                message: format!(
-                    "environment {} already exists in {}",
-                    req.name, project.name
-                ),
+                message: "an environment of this name already exists in the project".to_owned(),
             },
             e => e.into(),
         })?;

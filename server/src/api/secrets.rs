@@ -303,7 +303,11 @@ pub(super) async fn undelete(
 ) -> Result<Json<SecretMeta>, ApiError> {
     validate_env_var_name(&name)?;
     let env = environment(&state, &auth, &project, &env, Permission::Write).await?;
-    state.secrets.undelete(&env, &name).await?;
+    state
+        .secrets
+        .undelete(&env, &name)
+        .await
+        .map_err(|e| state_conflict(e, "not_deleted"))?;
     state
         .audit
         .record(event(
@@ -342,6 +346,15 @@ pub(super) async fn versions(
     }))
 }
 
+/// What the secret's state forbids (rollback to the current version, destroying the
+/// current version, undeleting a live secret) is a 409, not a malformed request.
+fn state_conflict(e: crate::secrets::SecretsError, code: &'static str) -> ApiError {
+    match e {
+        crate::secrets::SecretsError::Invalid(message) => ApiError::Conflict { code, message },
+        e => e.into(),
+    }
+}
+
 /// Makes an older version's value current again (as a new version).
 #[utoipa::path(post, path = "/v1/projects/{project}/environments/{env}/secrets/{name}/rollback",
     request_body = Rollback, responses((status = 200, body = SecretMeta)))]
@@ -356,7 +369,8 @@ pub(super) async fn rollback(
     let version = state
         .secrets
         .rollback(&env, &name, req.version, &auth.0.name, crate::now())
-        .await?;
+        .await
+        .map_err(|e| state_conflict(e, "already_current"))?;
     state
         .audit
         .record(
@@ -382,7 +396,8 @@ pub(super) async fn destroy(
     let n = state
         .secrets
         .destroy(&env, &name, &req.versions, crate::now())
-        .await?;
+        .await
+        .map_err(|e| state_conflict(e, "current_version"))?;
     state
         .audit
         .record(

@@ -58,7 +58,9 @@ pub(super) async fn create(
     if !manages_any(&auth) {
         return Err(ApiError::Forbidden);
     }
-    if req.name.trim().is_empty() || req.name.len() > 128 || req.name.chars().any(char::is_control)
+    if req.name.trim().is_empty()
+        || req.name.chars().count() > 128
+        || req.name.chars().any(char::is_control)
     {
         return Err(ApiError::bad_request(
             "invalid_name",
@@ -93,10 +95,7 @@ pub(super) async fn create(
     for env in req.environments.iter().filter(|e| *e != "*") {
         validate_slug("environment", env)?;
         if !known.contains(env) {
-            return Err(ApiError::bad_request(
-                "invalid_scope",
-                format!("environment {env} does not exist in {}", project.name),
-            ));
+            return Err(ApiError::NotFound("environment"));
         }
     }
     let now = crate::now();
@@ -189,6 +188,10 @@ pub(super) async fn revoke(
     };
     if !manages(&auth, &row) {
         return Err(ApiError::Forbidden);
+    }
+    let _admin_change = state.admin_change.lock().await;
+    if row.access == "admin" && row.revoked_at.is_none() {
+        super::admins::keep_one(&state, super::admins::Removing::Token(&row.id)).await?;
     }
     state
         .store

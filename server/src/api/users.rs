@@ -44,7 +44,7 @@ async fn role_rows(state: &AppState, grants: &[RoleGrant]) -> Result<Vec<RoleRow
         if rows.iter().any(|r| r.project == g.project) {
             return Err(ApiError::bad_request(
                 "invalid_role",
-                format!("more than one role for project {}", g.project),
+                "more than one role for the same project",
             ));
         }
         rows.push(RoleRow {
@@ -173,7 +173,7 @@ pub(super) async fn create(
         .map_err(|e| match e {
             StoreError::Conflict => ApiError::Conflict {
                 code: "already_exists",
-                message: format!("user {} already exists", req.username),
+                message: "a user of this name already exists".to_owned(),
             },
             e => e.into(),
         })?;
@@ -208,6 +208,8 @@ pub(super) async fn delete(
 ) -> Result<StatusCode, ApiError> {
     require_admin(&auth)?;
     let u = user(&state, &name).await?;
+    let _admin_change = state.admin_change.lock().await;
+    super::admins::keep_one(&state, super::admins::Removing::User(&u.id)).await?;
     state.store.delete_user(&u.id).await?;
     state
         .audit
@@ -228,6 +230,13 @@ pub(super) async fn set_roles(
     require_admin(&auth)?;
     let u = user(&state, &name).await?;
     let roles = role_rows(&state, &req.roles).await?;
+    let _admin_change = state.admin_change.lock().await;
+    let stays_admin = roles
+        .iter()
+        .any(|r| r.project == "*" && r.role == Role::Admin.as_str());
+    if !stays_admin {
+        super::admins::keep_one(&state, super::admins::Removing::User(&u.id)).await?;
+    }
     state.store.set_roles(&u.id, &roles).await?;
     state
         .audit

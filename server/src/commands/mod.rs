@@ -5,6 +5,7 @@
 //! `envseal-server` with no subcommand serves; so does `envseal-server serve`.
 
 pub mod backup;
+pub mod admin;
 
 use crate::ServerArgs;
 use clap::Subcommand;
@@ -19,6 +20,9 @@ pub enum ServerCommand {
     Backup(backup::BackupArgs),
     /// Replace the data directory's SQLite database with a backup (server stopped).
     Restore(backup::RestoreArgs),
+    /// Administration that needs the data directory and master key.
+    #[command(subcommand)]
+    Admin(admin::AdminCommand),
 }
 
 /// Runs `command` with the server's settings. Serving is [`crate::run`].
@@ -27,5 +31,6 @@ pub async fn dispatch(args: ServerArgs, command: ServerCommand) -> anyhow::Resul
         ServerCommand::Serve => crate::run(args).await.map(|()| ExitCode::SUCCESS),
         ServerCommand::Backup(b) => backup::backup(&args, &b).await,
         ServerCommand::Restore(r) => backup::restore(&args, &r).await,
+        ServerCommand::Admin(command) => admin::run(args, command).await,
     }
 }
