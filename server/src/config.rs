@@ -119,6 +119,9 @@ pub struct ServerArgs {
     /// Failed logins per window, server-wide, that raise a brute-force alert.
     #[arg(long, env = "ENVSEAL_ALERT_FAILURES", default_value_t = 30)]
     pub alert_failures: u32,
+    /// Audit streaming to external sinks and signed anchors of the chain head.
+    #[command(flatten)]
+    pub audit_stream: crate::audit_stream::StreamArgs,
     /// What to do; serving when absent.
     #[command(subcommand)]
     pub command: Option<crate::commands::ServerCommand>,
@@ -179,6 +182,7 @@ impl ServerArgs {
             anyhow::bail!("--keep-versions must be at least 1");
         }
         self.auth_config()?;
+        self.audit_stream.check()?;
         let (database_url, database_display, uses_dir) = match &self.database_url {
             Some(url) => (url.clone(), redact_url(url), false),
             None => {
