@@ -5,6 +5,7 @@
 //! like. Both binaries depend on it so that the contract lives in one place.
 #![warn(missing_docs)]
 
+pub mod audit_anchor;
 pub mod name;
 pub mod value;
 pub mod wire;

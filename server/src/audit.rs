@@ -114,6 +114,7 @@ struct Pending {
 #[derive(Clone)]
 pub struct AuditLog {
     tx: mpsc::Sender<Pending>,
+    stream: Arc<std::sync::OnceLock<crate::audit_stream::Streamer>>,
 }
 
 /// Most entries written in one transaction.
@@ -125,6 +126,8 @@ impl AuditLog {
     /// Starts the writer task for `store`. It ends when every handle is dropped.
     pub fn start(store: Arc<Store>) -> Self {
         let (tx, mut rx) = mpsc::channel::<Pending>(8192);
+        let stream = Arc::new(std::sync::OnceLock::<crate::audit_stream::Streamer>::new());
+        let streamer = stream.clone();
         tokio::spawn(async move {
             while let Some(first) = rx.recv().await {
                 let mut batch = vec![first];
@@ -143,6 +146,9 @@ impl AuditLog {
                 metrics::histogram!("envseal_audit_batch_events").record(events as f64);
                 match appended {
                     Ok(stored) => {
+                        if let Some(s) = streamer.get() {
+                            s.committed(&stored);
+                        }
                         for (row, dones) in stored.iter().zip(waiters) {
                             for done in dones {
                                 let _ = done.send(Ok(row.seq));
@@ -159,7 +165,13 @@ impl AuditLog {
                 }
             }
         });
-        AuditLog { tx }
+        AuditLog { tx, stream }
+    }
+
+    /// Hands every entry committed from now on to `streamer` (once; later calls are
+    /// ignored).
+    pub fn stream_to(&self, streamer: crate::audit_stream::Streamer) {
+        let _ = self.stream.set(streamer);
     }
 
     /// Entries waiting for the writer.

@@ -251,6 +251,9 @@ pub struct ServerArgs {
     /// ENVSEAL_METRICS_TOKEN). Without either, `/metrics` is off.
     #[arg(long, env = "ENVSEAL_METRICS_TOKEN_FILE")]
     pub metrics_token_file: Option<PathBuf>,
+    /// Audit streaming to external sinks and signed anchors of the chain head.
+    #[command(flatten)]
+    pub audit_stream: crate::audit_stream::StreamArgs,
     /// What to do; serving when absent.
     #[command(subcommand)]
     pub command: Option<crate::commands::ServerCommand>,
@@ -330,6 +333,7 @@ impl ServerArgs {
             anyhow::bail!("--keep-versions must be at least 1");
         }
         self.auth_config()?;
+        self.audit_stream.check()?;
         let (database_url, database_display, uses_dir) = match self.database_url()? {
             Some(url) => {
                 let shown = url.redacted();

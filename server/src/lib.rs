@@ -11,6 +11,7 @@
 pub mod alert;
 pub mod api;
 pub mod audit;
+pub mod audit_stream;
 pub mod auth;
 pub mod cache;
 pub mod commands;
@@ -144,6 +145,11 @@ pub async fn prepare(args: &ServerArgs) -> anyhow::Result<Arc<api::AppState>> {
         Duration::from_secs(args.request_timeout_secs.max(1)),
         leak_limiter,
     );
+    if let Some(streamer) =
+        audit_stream::Streamer::start(&args.audit_stream, &args.data_dir, state.store.clone())?
+    {
+        state.audit.stream_to(streamer);
+    }
     state
         .audit
         .record(
