@@ -5,6 +5,8 @@
 //! like. Both binaries depend on it so that the contract lives in one place.
 #![warn(missing_docs)]
 
+pub mod dify;
+pub mod dotenv;
 pub mod name;
 pub mod value;
 pub mod wire;
