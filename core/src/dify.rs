@@ -54,6 +54,8 @@ pub struct Catalogue {
     templates: Vec<(&'static str, &'static str)>,
     rotate: BTreeSet<&'static str>,
     charts: Vec<ChartKey>,
+    selectors: BTreeMap<&'static str, &'static str>,
+    features: Vec<(&'static str, &'static str, &'static str)>,
 }
 
 /// The catalogue compiled into the binary (parsed once).
@@ -105,6 +107,12 @@ impl Catalogue {
                     key,
                     name,
                 }),
+                ["selector", name, default] => {
+                    c.selectors.insert(name, default);
+                }
+                ["feature", prefix, selector, values] => {
+                    c.features.push((prefix, selector, values));
+                }
                 _ => panic!("malformed line in the Dify catalogue: {line:?}"),
             }
         }
@@ -230,6 +238,29 @@ impl Catalogue {
             .filter(move |k| k.chart == chart)
     }
 
+    /// Whether the feature that reads `name` is on, given the child's variables:
+    /// `None` when `name` belongs to no optional feature (it is always read).
+    pub fn feature_on<'v>(
+        &self,
+        name: &str,
+        lookup: impl Fn(&str) -> Option<&'v str>,
+    ) -> Option<bool> {
+        let (_, selector, values) = self
+            .features
+            .iter()
+            .filter(|(prefix, _, _)| name.starts_with(prefix))
+            .max_by_key(|(prefix, _, _)| prefix.len())?;
+        let chosen = lookup(selector)
+            .filter(|v| !v.is_empty())
+            .or_else(|| self.selectors.get(selector).copied())
+            .unwrap_or("");
+        Some(
+            values
+                .split(',')
+                .any(|v| v.eq_ignore_ascii_case(chosen.trim())),
+        )
+    }
+
     /// How the importer classifies `name = value`: a catalogue secret, except a URL
     /// that carries no credential; any other variable whose value is a URL with a
     /// password is a secret too.
@@ -349,6 +380,27 @@ mod tests {
             .chain(c.chart_keys("douban").map(|k| k.name));
         for name in names {
             assert!(c.is_secret(name), "{name} is in a rule but not a secret");
+        }
+    }
+
+    #[test]
+    fn placeholders_of_features_that_are_off_are_told_apart() {
+        let c = catalogue();
+        let none = |_: &str| None;
+        assert_eq!(c.feature_on("ALIYUN_OSS_ACCESS_KEY", none), Some(false));
+        assert_eq!(c.feature_on("WEAVIATE_API_KEY", none), Some(true));
+        assert_eq!(c.feature_on("DB_PASSWORD", none), None);
+        assert_eq!(c.feature_on("SECRET_KEY", none), None);
+        let oss = |n: &str| (n == "STORAGE_TYPE").then_some("aliyun-oss");
+        assert_eq!(c.feature_on("ALIYUN_OSS_ACCESS_KEY", oss), Some(true));
+        assert_eq!(
+            c.feature_on("WEAVIATE_API_KEY", |n: &str| {
+                (n == "VECTOR_STORE").then_some("qdrant")
+            }),
+            Some(false)
+        );
+        for (_, selector, _) in &c.features {
+            assert!(c.selectors.contains_key(selector), "{selector}");
         }
     }
 
