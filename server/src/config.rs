@@ -38,6 +38,16 @@ pub struct ServerArgs {
     /// DATA_DIR/tls-cert.pem through ENVSEAL_CA_CERT).
     #[arg(long, env = "ENVSEAL_TLS_SELF_SIGNED", conflicts_with = "tls_cert")]
     pub tls_self_signed: bool,
+    /// Extra names (DNS names or IP addresses) the self-signed certificate covers
+    /// besides localhost, 127.0.0.1 and ::1, e.g. the compose service name `envseal`
+    /// (comma-separated, repeatable). A certificate with other names is replaced.
+    #[arg(
+        long,
+        env = "ENVSEAL_TLS_SAN",
+        value_delimiter = ',',
+        value_name = "NAMES"
+    )]
+    pub tls_san: Vec<String>,
     /// Allow plain HTTP on a non-loopback address (only behind a TLS-terminating proxy).
     #[arg(long, env = "ENVSEAL_INSECURE_HTTP")]
     pub insecure_http: bool,
@@ -138,6 +148,8 @@ pub enum TlsPlan {
     SelfSigned {
         /// Where the pair lives.
         dir: PathBuf,
+        /// Extra names the certificate covers.
+        names: Vec<String>,
     },
 }
 
@@ -165,6 +177,7 @@ impl ServerArgs {
             }),
             (_, _, true) => Some(TlsPlan::SelfSigned {
                 dir: self.data_dir.clone(),
+                names: self.tls_san.clone(),
             }),
             _ => None,
         };

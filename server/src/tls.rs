@@ -11,7 +11,7 @@ use std::sync::Arc;
 pub(crate) fn server_config(plan: &TlsPlan) -> anyhow::Result<Arc<rustls::ServerConfig>> {
     let (cert_path, key_path) = match plan {
         TlsPlan::Files { cert, key } => (cert.clone(), key.clone()),
-        TlsPlan::SelfSigned { dir } => ensure_self_signed(dir)?,
+        TlsPlan::SelfSigned { dir, names } => ensure_self_signed(dir, names)?,
     };
     let certs = rustls_pemfile::certs(&mut std::io::BufReader::new(
         std::fs::File::open(&cert_path)
@@ -40,23 +40,41 @@ pub(crate) fn server_config(plan: &TlsPlan) -> anyhow::Result<Arc<rustls::Server
 }
 
 /// `DIR/tls-cert.pem` and `DIR/tls-key.pem` (0600), generated when missing, for
-/// `localhost`, `127.0.0.1` and `::1`.
-fn ensure_self_signed(dir: &Path) -> anyhow::Result<(std::path::PathBuf, std::path::PathBuf)> {
+/// `localhost`, `127.0.0.1`, `::1` and `extra`. The names are recorded in
+/// `DIR/tls-names.txt`; a pair made for other names is replaced.
+fn ensure_self_signed(
+    dir: &Path,
+    extra: &[String],
+) -> anyhow::Result<(std::path::PathBuf, std::path::PathBuf)> {
     let cert_path = dir.join("tls-cert.pem");
     let key_path = dir.join("tls-key.pem");
-    if cert_path.exists() && key_path.exists() {
-        return Ok((cert_path, key_path));
-    }
-    let names = vec![
+    let names_path = dir.join("tls-names.txt");
+    let mut names = vec![
         "localhost".to_owned(),
         "127.0.0.1".to_owned(),
         "::1".to_owned(),
     ];
-    let generated = rcgen::generate_simple_self_signed(names)?;
+    for n in extra {
+        let n = n.trim();
+        if !n.is_empty() && !names.iter().any(|m| m == n) {
+            names.push(n.to_owned());
+        }
+    }
+    let recorded = std::fs::read_to_string(&names_path)
+        .unwrap_or_else(|_| "localhost,127.0.0.1,::1".to_owned());
+    if cert_path.exists() && key_path.exists() && recorded.trim() == names.join(",") {
+        return Ok((cert_path, key_path));
+    }
+    if cert_path.exists() {
+        tracing::warn!(cert = %cert_path.display(), names = %names.join(","), "replacing the self-signed TLS certificate: the names it covers changed");
+    }
+    let generated = rcgen::generate_simple_self_signed(names.clone())?;
     let key_pem = zeroize::Zeroizing::new(generated.key_pair.serialize_pem());
     write_private(&key_path, key_pem.as_bytes())?;
     std::fs::write(&cert_path, generated.cert.pem())
         .with_context(|| format!("writing {}", cert_path.display()))?;
+    std::fs::write(&names_path, names.join(","))
+        .with_context(|| format!("writing {}", names_path.display()))?;
     tracing::info!(cert = %cert_path.display(), "generated a self-signed TLS certificate; clients trust it with ENVSEAL_CA_CERT");
     Ok((cert_path, key_path))
 }

@@ -4,6 +4,8 @@
 //! [`ServerArgs`] as the server, so it opens the same database and key provider.
 //! `envseal-server` with no subcommand serves; so does `envseal-server serve`.
 
+pub mod healthcheck;
+
 use crate::ServerArgs;
 use clap::Subcommand;
 use std::process::ExitCode;
@@ -13,11 +15,17 @@ use std::process::ExitCode;
 pub enum ServerCommand {
     /// Serve the API (the default when no subcommand is given).
     Serve,
+    /// Ask the running server's /healthz over loopback; exit 0 when healthy (the
+    /// image's HEALTHCHECK).
+    Healthcheck(healthcheck::HealthcheckArgs),
 }
 
 /// Runs `command` with the server's settings. Serving is [`crate::run`].
 pub async fn dispatch(args: ServerArgs, command: ServerCommand) -> anyhow::Result<ExitCode> {
     match command {
         ServerCommand::Serve => crate::run(args).await.map(|()| ExitCode::SUCCESS),
+        ServerCommand::Healthcheck(h) => {
+            tokio::task::spawn_blocking(move || healthcheck::run(&args, &h)).await?
+        }
     }
 }
