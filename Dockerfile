@@ -4,8 +4,15 @@
 #   docker build -t envseal .
 #   docker run -p 8420:8420 -v envseal-data:/data envseal
 #
-# The binaries are static, so they copy into any image, e.g. Dify's:
+# The binaries are static, so they copy into any image, e.g. Dify's api image
+# (examples/dify/Dockerfile.envseal-dify does this):
+#   FROM langgenius/dify-api:1.13.3
 #   COPY --from=envseal /usr/local/bin/envseal /usr/local/bin/
+#   ENTRYPOINT ["/usr/local/bin/envseal", "run", "--profile", "dify", "--", "/bin/bash", "/entrypoint.sh"]
+#
+# The server runs as the distroless `nonroot` user, UID/GID 65532; a volume or bind
+# mount at /data must be writable by 65532 (e.g. `chown 65532:65532 ./envseal-data`).
+# HEALTHCHECK uses `envseal-server healthcheck`, which needs no shell or curl.
 
 FROM rust:1.95-bookworm AS build
 ARG TARGET=x86_64-unknown-linux-musl
@@ -31,5 +38,6 @@ ENV ENVSEAL_DATA_DIR=/data \
     ENVSEAL_TLS_SELF_SIGNED=true
 VOLUME ["/data"]
 EXPOSE 8420
-HEALTHCHECK NONE
+HEALTHCHECK --interval=10s --timeout=5s --start-period=10s --retries=3 \
+    CMD ["/usr/local/bin/envseal-server", "healthcheck"]
 ENTRYPOINT ["/usr/local/bin/envseal-server"]

@@ -22,6 +22,12 @@ enum Format {
     Env,
     /// One JSON object of name → value.
     Json,
+    /// Kubernetes Secrets, one per Dify component (BorisPolonsky/dify-helm names).
+    K8sSecret,
+    /// ExternalSecret manifests with dify-helm's remote keys (no values printed).
+    ExternalSecret,
+    /// Kubernetes Secrets with douban/charts' names and keys.
+    K8sSecretDouban,
 }
 
 pub fn run(global: &Global, args: ExportArgs) -> anyhow::Result<ExitCode> {
@@ -41,6 +47,24 @@ pub fn run(global: &Global, args: ExportArgs) -> anyhow::Result<ExitCode> {
             }
             serde_json::to_writer(&mut out, &map)?;
             out.write_all(b"\n")?;
+        }
+        Format::K8sSecret | Format::ExternalSecret | Format::K8sSecretDouban => {
+            let mut map = std::collections::BTreeMap::new();
+            for (name, wire) in &export.secrets {
+                let value = wire.decode()?;
+                let text = value.as_str().with_context(|| {
+                    format!("{name} is binary; Kubernetes stringData carries text values only")
+                })?;
+                map.insert(name.clone(), text.to_owned());
+            }
+            let yaml = match args.format {
+                Format::K8sSecret => crate::export_k8s::helm_secrets(&map, None),
+                Format::K8sSecretDouban => crate::export_k8s::douban_secrets(&map, None),
+                _ => {
+                    crate::export_k8s::external_secrets(&map, None, crate::export_k8s::SECRET_STORE)
+                }
+            };
+            out.write_all(yaml.as_bytes())?;
         }
         Format::Env => {
             for (name, wire) in &export.secrets {

@@ -33,6 +33,10 @@ pub enum SecretsCmd {
         /// Description.
         #[arg(long)]
         description: Option<String>,
+        /// The value is a template over other secrets of the environment
+        /// (`${NAME}`, `${NAME|urlencode}`, `$$`), resolved in every export.
+        #[arg(long)]
+        template: bool,
     },
     /// Show a secret's metadata; with --reveal, write its value to stdout.
     Get {
@@ -141,12 +145,14 @@ pub fn run(global: &Global, cmd: SecretsCmd) -> anyhow::Result<ExitCode> {
             raw,
             cas,
             description,
+            template,
         } => {
             let path = secret_path(&target, &name)?;
             let value = read_value(from_file, raw)?;
             let mut body = PutSecret::new(&value);
             body.cas = cas;
             body.description = description;
+            body.derived = template.then_some(true);
             let meta: SecretMeta = global.client()?.send("PUT", &path, &body)?;
             eprintln!(
                 "stored {} version {} ({} bytes)",

@@ -7,6 +7,7 @@
 pub mod client;
 pub mod cmd_audit;
 pub mod cmd_export;
+pub mod cmd_import;
 pub mod cmd_login;
 pub mod cmd_projects;
 pub mod cmd_run;
@@ -14,6 +15,7 @@ pub mod cmd_scan;
 pub mod cmd_secrets;
 pub mod cmd_tokens;
 pub mod cmd_users;
+pub mod export_k8s;
 pub mod fallback;
 pub mod global;
 pub mod profile_dify;

@@ -2,7 +2,7 @@
 //! subcommand; exit codes are decided here.
 
 use clap::{Parser, Subcommand};
-use envseal::{cmd_audit, cmd_login, cmd_users};
+use envseal::{cmd_audit, cmd_import, cmd_login, cmd_users};
 use envseal::{cmd_export, cmd_projects, cmd_run, cmd_scan, cmd_secrets, cmd_tokens, global};
 use std::process::ExitCode;
 
@@ -29,6 +29,8 @@ enum Command {
     Tokens(cmd_tokens::TokensCmd),
     /// Print a whole environment as .env or JSON (values included).
     Export(cmd_export::ExportArgs),
+    /// Move an existing install's secrets into envseal (`--dify docker/`).
+    Import(cmd_import::ImportArgs),
     /// Fetch an environment's secrets and run a command with them.
     Run(cmd_run::RunArgs),
     /// Scan a Git history, directory or staged changes for leaked secrets.
@@ -59,6 +61,7 @@ fn main() -> ExitCode {
         Command::Secrets(cmd) => cmd_secrets::run(&cli.global, cmd),
         Command::Tokens(cmd) => cmd_tokens::run(&cli.global, cmd),
         Command::Export(args) => cmd_export::run(&cli.global, args),
+        Command::Import(args) => cmd_import::run(&cli.global, args),
         Command::Run(args) => cmd_run::run(&cli.global, args),
         Command::Scan(args) => cmd_scan::run(&cli.global, args),
         Command::Login(args) => cmd_login::login(&cli.global, args),

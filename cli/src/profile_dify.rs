@@ -1,16 +1,13 @@
 //! `envseal run --profile dify`: Dify's secret variables, its shipped default values and
 //! the values its services must agree on, checked before a Dify container starts.
 //!
-//! The data is derived from Dify's own `docker/.env.example` and
-//! `docker/docker-compose.yaml` (`cli/data/dify/secrets.tsv`, generated) plus
-//! hand-written rules (`cli/data/dify/rules.tsv`). This module knows nothing about
-//! HTTP, files or processes; its errors name variables, never values.
+//! The knowledge comes from the one Dify catalogue (`envseal_core::dify`, generated
+//! from Dify's own files). This module knows nothing about HTTP, files or processes;
+//! its errors name variables, never values.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use envseal_core::dify::{catalogue, Catalogue};
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-
-const SECRETS_TSV: &str = include_str!("../data/dify/secrets.tsv");
-const RULES_TSV: &str = include_str!("../data/dify/rules.tsv");
 
 /// Which Dify service the container runs (a compose service name).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -102,8 +99,8 @@ impl fmt::Display for Problem {
             Problem::Missing(name) => write!(f, "{name} is required but missing or empty"),
             Problem::ShippedDefault { name, origin } => write!(
                 f,
-                "{name} ({origin}) is one of Dify's shipped default values; store a real \
-                 secret, or pass --allow-defaults"
+                "{name} ({origin}) is one of Dify's shipped default values and is in use; \
+                 store a real secret, or pass --allow-defaults {name}"
             ),
             Problem::NotEqual(a, b) => write!(f, "{a} and {b} must be equal but differ"),
             Problem::NotEmbedded { url, password } => write!(
@@ -129,61 +126,31 @@ impl fmt::Display for Problems {
     }
 }
 
-/// The parsed profile data.
-#[derive(Clone)]
+/// The profile: a view of the catalogue.
+#[derive(Clone, Copy)]
 pub struct Profile {
-    secrets: BTreeSet<&'static str>,
-    defaults: HashSet<&'static [u8]>,
-    aliases: Vec<(&'static str, &'static str, &'static str)>,
-    required: Vec<(&'static str, &'static str)>,
-    equal: Vec<(&'static str, &'static str)>,
-    embeds: Vec<(&'static str, &'static str)>,
+    catalogue: &'static Catalogue,
 }
 
 /// What the child would see: name → (value, origin).
 pub type View<'a> = BTreeMap<&'a str, (&'a [u8], Origin)>;
 
 impl Profile {
-    /// Parses the data compiled into the binary.
+    /// The catalogue compiled into the binary.
     pub fn load() -> Profile {
-        let mut p = Profile {
-            secrets: BTreeSet::new(),
-            defaults: HashSet::new(),
-            aliases: Vec::new(),
-            required: Vec::new(),
-            equal: Vec::new(),
-            embeds: Vec::new(),
-        };
-        for line in SECRETS_TSV.lines().chain(RULES_TSV.lines()) {
-            if line.starts_with('#') || line.trim().is_empty() {
-                continue;
-            }
-            let f: Vec<&'static str> = line.splitn(4, '\t').collect();
-            match f.as_slice() {
-                ["secret", name] => {
-                    p.secrets.insert(name);
-                }
-                ["default", _name, value] => {
-                    p.defaults.insert(value.as_bytes());
-                }
-                ["alias", service, name, source] => p.aliases.push((service, name, source)),
-                ["require", service, name] => p.required.push((service, name)),
-                ["equal", a, b] => p.equal.push((a, b)),
-                ["embeds", url, pw] => p.embeds.push((url, pw)),
-                _ => panic!("malformed line in the Dify profile data: {line:?}"),
-            }
+        Profile {
+            catalogue: catalogue(),
         }
-        p
     }
 
     /// Whether Dify treats `name` as a secret.
     pub fn is_secret(&self, name: &str) -> bool {
-        self.secrets.contains(name)
+        self.catalogue.is_secret(name)
     }
 
     /// Whether `value` is one of the values Dify ships for a secret variable.
     pub fn is_shipped_default(&self, value: &[u8]) -> bool {
-        self.defaults.contains(value)
+        self.catalogue.is_shipped_default(value)
     }
 
     /// `(name, source)`: in `service`, compose sets `name` from `${source}`.
@@ -191,26 +158,25 @@ impl Profile {
         &self,
         service: Service,
     ) -> impl Iterator<Item = (&'static str, &'static str)> + '_ {
-        self.aliases
-            .iter()
-            .filter(move |(s, _, _)| *s == service.name())
-            .map(|(_, n, src)| (*n, *src))
+        self.catalogue
+            .aliases(service.name())
+            .map(|a| (a.name, a.source))
     }
 
     /// The variables `service` cannot start without.
     pub fn required(&self, service: Service) -> impl Iterator<Item = &'static str> + '_ {
-        self.required
-            .iter()
-            .filter(move |(s, _)| *s == service.name())
-            .map(|(_, n)| *n)
+        self.catalogue.required(service.name())
     }
 
-    /// Checks what the child would see. `allow_defaults` skips the shipped-default rule.
+    /// Checks what the child would see. A shipped default is refused when Dify reads
+    /// it (its feature is on, or it belongs to none) unless its name is in
+    /// `allow_defaults`; the placeholder of a feature that is off is not a credential
+    /// in use and passes.
     pub fn check(
         &self,
         service: Service,
         view: &View<'_>,
-        allow_defaults: bool,
+        allow_defaults: &[String],
     ) -> Result<(), Problems> {
         let mut problems = Vec::new();
         for name in self.required(service) {
@@ -218,8 +184,14 @@ impl Profile {
                 problems.push(Problem::Missing(name.to_owned()));
             }
         }
-        if !allow_defaults {
+        let lookup = |n: &str| view.get(n).and_then(|(v, _)| std::str::from_utf8(v).ok());
+        {
             for (name, (value, origin)) in view {
+                if allow_defaults.iter().any(|a| a == name)
+                    || self.catalogue.feature_on(name, lookup) == Some(false)
+                {
+                    continue;
+                }
                 if self.is_secret(name) && !value.is_empty() && self.is_shipped_default(value) {
                     problems.push(Problem::ShippedDefault {
                         name: (*name).to_owned(),
@@ -230,7 +202,7 @@ impl Profile {
         }
         let aliases = self.aliases(service).map(|(n, s)| (s, n));
         let mut seen = BTreeSet::new();
-        for (a, b) in self.equal.iter().copied().chain(aliases) {
+        for (a, b) in self.catalogue.equal().iter().copied().chain(aliases) {
             if !seen.insert((a.min(b), a.max(b))) {
                 continue;
             }
@@ -240,7 +212,7 @@ impl Profile {
                 }
             }
         }
-        for (url, pw) in &self.embeds {
+        for (url, pw) in self.catalogue.embeds() {
             if let (Some((u, _)), Some((p, _))) = (view.get(url), view.get(pw)) {
                 if !p.is_empty() && !redis_url_carries(u, p) {
                     problems.push(Problem::NotEmbedded {
@@ -373,7 +345,7 @@ mod tests {
     #[test]
     fn a_good_api_environment_passes() {
         Profile::load()
-            .check(Service::Api, &view(GOOD), false)
+            .check(Service::Api, &view(GOOD), &[])
             .unwrap();
     }
 
@@ -394,7 +366,7 @@ mod tests {
                 *v = "redis://:p#ss/w@rd:%@redis:6379/1";
             }
         }
-        let err = p.check(Service::Api, &view(&pairs), false).unwrap_err();
+        let err = p.check(Service::Api, &view(&pairs), &[]).unwrap_err();
         let text = err.to_string();
         assert!(
             err.0.contains(&Problem::Missing("SECRET_KEY".into())),
@@ -413,9 +385,41 @@ mod tests {
             !text.contains("difyai123456") && !text.contains("p#ss"),
             "{text}"
         );
-        // --allow-defaults lets the default through but not the rest.
-        let err = p.check(Service::Api, &view(&pairs), true).unwrap_err();
+        // --allow-defaults NAME lets that default through but not the rest.
+        let err = p
+            .check(Service::Api, &view(&pairs), &["QDRANT_API_KEY".into()])
+            .unwrap_err();
         assert!(!err.to_string().contains("QDRANT_API_KEY"));
+        assert!(err.to_string().contains("SECRET_KEY"));
+    }
+
+    /// Dify's shared environment hands every service the placeholders of storage and
+    /// vector-store back ends that are off; they are not credentials in use.
+    #[test]
+    fn placeholders_of_unused_features_pass_but_defaults_in_use_do_not() {
+        let p = Profile::load();
+        let mut pairs: Vec<(&str, &str)> = GOOD.to_vec();
+        pairs.push(("STORAGE_TYPE", "opendal"));
+        pairs.push(("VECTOR_STORE", "qdrant"));
+        pairs.push(("ALIYUN_OSS_ACCESS_KEY", "your-access-key"));
+        pairs.push(("MINIO_SECRET_KEY", "minioadmin"));
+        pairs.push(("WEAVIATE_API_KEY", "WVF5YThaHlkYwhGUSmCRgsX3tD5ngdN8pkih"));
+        p.check(Service::Api, &view(&pairs), &[]).unwrap();
+        pairs.push(("QDRANT_API_KEY", "difyai123456"));
+        let err = p.check(Service::Api, &view(&pairs), &[]).unwrap_err();
+        assert_eq!(
+            err.0,
+            vec![Problem::ShippedDefault {
+                name: "QDRANT_API_KEY".into(),
+                origin: Origin::Envseal
+            }]
+        );
+        // Allowing one name does not allow the others.
+        pairs.push(("DB_PASSWORD", "difyai123456"));
+        let err = p
+            .check(Service::Api, &view(&pairs), &["QDRANT_API_KEY".into()])
+            .unwrap_err();
+        assert!(err.to_string().contains("DB_PASSWORD"), "{err}");
     }
 
     #[test]
@@ -442,7 +446,7 @@ mod tests {
             ("DB_PASSWORD", "d"),
             ("REDIS_PASSWORD", "r"),
         ]);
-        let err = p.check(Service::PluginDaemon, &v, false).unwrap_err();
+        let err = p.check(Service::PluginDaemon, &v, &[]).unwrap_err();
         assert_eq!(
             err.0,
             vec![Problem::NotEqual(

@@ -6,6 +6,8 @@
 #![warn(missing_docs)]
 
 pub mod audit_anchor;
+pub mod dify;
+pub mod dotenv;
 pub mod name;
 pub mod value;
 pub mod wire;

@@ -93,6 +93,10 @@ pub struct PutSecret {
     /// Replaces the description when given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// The value is a template over other secrets of the environment
+    /// (`${NAME}`, `${NAME|urlencode}`, `$$`), resolved in the export.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub derived: Option<bool>,
 }
 
 impl PutSecret {
@@ -104,6 +108,7 @@ impl PutSecret {
             value_base64: wire.value_base64,
             cas: None,
             description: None,
+            derived: None,
         }
     }
 

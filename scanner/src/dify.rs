@@ -1,67 +1,48 @@
-//! Dify's shipped default credentials (`docker/.env.example`, `docker-compose.yaml`).
+//! Dify's shipped default credentials, as the scanner sees them: read from the one
+//! Dify catalogue (`envseal_core::dify`), which is generated from Dify's own files.
 //!
 //! These values are public; a deployment still using one is as exposed as one that
 //! leaked a secret, so the scanner reports them as default credentials.
 
-/// Values distinctive enough to be Dify's wherever they appear as a secret.
-const DISTINCTIVE: &[&str] = &[
-    "difyai123456",
-    "Difyai123456",
-    "Dify123456",
-    "difyai12345",
-    "dify-sandbox",
-    "difypassword",
-    "Dify@123",
-    "Dify@1234",
-    "Qazwsxedc!@#123",
-    // The shipped SECRET_KEY (public; this table is what recognises it).
-    "sk-9f73s3ljTXVcMT3Blb3ljTqtsKiGHXVcMT3BlbkFJLK7U", // envseal:allow
-    // PLUGIN_DAEMON_KEY / SERVER_KEY.
-    "lYkiYYT6owG+71oLerGzA7GXCgOT++6ovaezWAjpCjf+Sjc3ZtU+qUEi",
-    // PLUGIN_DIFY_INNER_API_KEY / DIFY_INNER_API_KEY.
-    "QaHbTe77CtuXmsfyhR7+vRjI/+XbV1AaFy691iy+kGDv2Jvy0/eAh8Y1",
-    // WEAVIATE_API_KEY.
-    "WVF5YThaHlkYwhGUSmCRgsX3tD5ngdN8pkih",
-];
+use envseal_core::dify::catalogue;
+use std::collections::HashMap;
+use std::sync::OnceLock;
 
-/// Defaults that are only Dify's when bound to the variable Dify ships them under.
-const BY_NAME: &[(&str, &str)] = &[
-    ("AZURE_BLOB_ACCOUNT_KEY", "difyai"),
-    ("COUCHBASE_PASSWORD", "password"),
-    ("ANALYTICDB_PASSWORD", "testpassword"),
-    ("MATRIXONE_PASSWORD", "111"),
-    ("TIDB_ON_QDRANT_API_KEY", "dify"),
-    ("TIDB_PRIVATE_KEY", "dify"),
-    ("ORACLE_PASSWORD", "dify"),
-    ("ORACLE_WALLET_PASSWORD", "dify"),
-    ("OPENSEARCH_PASSWORD", "admin"),
-    ("TENCENT_VECTOR_DB_API_KEY", "dify"),
-    ("ELASTICSEARCH_PASSWORD", "elastic"),
-    ("BAIDU_VECTOR_DB_API_KEY", "dify"),
-    ("LINDORM_PASSWORD", "admin"),
-    ("HUAWEI_CLOUD_PASSWORD", "admin"),
-    ("UPSTASH_VECTOR_TOKEN", "dify"),
-    ("MINIO_ACCESS_KEY", "minioadmin"),
-    ("MINIO_SECRET_KEY", "minioadmin"),
-    ("MINIO_ROOT_PASSWORD", "minioadmin"),
-];
+/// Shipped value → the variables Dify ships it under (built once).
+fn by_value() -> &'static HashMap<&'static str, Vec<&'static str>> {
+    static MAP: OnceLock<HashMap<&'static str, Vec<&'static str>>> = OnceLock::new();
+    MAP.get_or_init(|| {
+        let mut m: HashMap<&'static str, Vec<&'static str>> = HashMap::new();
+        for (name, value) in catalogue().defaults() {
+            m.entry(value).or_default().push(name);
+        }
+        m
+    })
+}
 
 /// Whether `value` is one of Dify's distinctive shipped defaults.
 pub(crate) fn is_distinctive_default(value: &str) -> bool {
-    DISTINCTIVE.contains(&value)
+    catalogue().is_distinctive(value)
 }
 
 /// Whether `name = value` is a Dify shipped default (distinctive value, or the
-/// value Dify ships for that variable name).
+/// value Dify ships for that variable name, also under a prefix such as
+/// `MY_DB_PASSWORD` for `DB_PASSWORD`).
 pub(crate) fn is_default(name: Option<&str>, value: &str) -> bool {
     if is_distinctive_default(value) {
         return true;
     }
     let Some(name) = name else { return false };
+    let Some(names) = by_value().get(value) else {
+        return false;
+    };
     let upper = name.to_ascii_uppercase();
-    BY_NAME
-        .iter()
-        .any(|(n, v)| *v == value && (upper == *n || upper.ends_with(&format!("_{n}"))))
+    names.iter().any(|n| {
+        upper == *n
+            || upper
+                .strip_suffix(n)
+                .is_some_and(|head| head.ends_with('_'))
+    })
 }
 
 #[cfg(test)]
@@ -72,7 +53,10 @@ mod tests {
     fn defaults() {
         assert!(is_default(Some("DB_PASSWORD"), "difyai123456"));
         assert!(is_default(Some("COUCHBASE_PASSWORD"), "password"));
+        assert!(is_default(Some("MY_COUCHBASE_PASSWORD"), "password"));
         assert!(!is_default(Some("OTHER_PASSWORD"), "password"));
         assert!(is_default(None, "dify-sandbox"));
+        assert!(is_default(None, "dify-agent-run-token-for-dev-only"));
+        assert!(!is_default(None, "password"));
     }
 }

@@ -17,6 +17,7 @@ pub mod cache;
 pub mod commands;
 pub mod config;
 pub mod crypto;
+pub mod derived;
 pub mod limiter;
 pub mod login;
 pub mod metrics;

@@ -5,6 +5,7 @@
 //! module logs or formats a value.
 
 use crate::crypto::{self, CryptoError, Dek, KeyProvider, WrappedDek};
+use crate::derived;
 use crate::store::{EnvRow, NewVersion, SecretRow, Store, StoreError, VersionRow};
 use base64::Engine as _;
 use envseal_core::SecretValue;
@@ -54,6 +55,8 @@ pub struct Write<'a> {
     pub actor: &'a str,
     /// Unix seconds.
     pub now: i64,
+    /// `value` is a template over other secrets (`crate::derived`), checked here.
+    pub derived: bool,
 }
 
 /// Secret operations over a store and a key provider.
@@ -298,7 +301,11 @@ impl Secrets {
             description,
             actor,
             now,
+            derived,
         } = w;
+        if derived {
+            self.check_template(env, name, value).await?;
+        }
         let fingerprint = self.fingerprint(value.expose()).await?;
         for attempt in 0..64u32 {
             if attempt > 0 {
@@ -331,6 +338,7 @@ impl Secrets {
                     description,
                     now,
                     keep_versions: self.keep_versions,
+                    derived,
                 })
                 .await;
             match result {
@@ -413,9 +421,82 @@ impl Secrets {
                     r.ciphertext,
                 )
                 .await?;
-            out.push((r.name, value));
+            out.push((
+                r.name,
+                derived::Stored {
+                    value,
+                    derived: r.derived != 0,
+                },
+            ));
         }
+        let out = derived::resolve(out).map_err(|e| SecretsError::Invalid(e.to_string()))?;
         Ok((revision, out))
+    }
+
+    /// Every live secret of the snapshot as stored (templates unresolved).
+    async fn stored(&self, env: &EnvRow) -> Result<Vec<(String, derived::Stored)>, SecretsError> {
+        let rows = self.store.export_rows(env.id).await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            let value = self
+                .open(
+                    env,
+                    &r.name,
+                    r.version,
+                    r.kek_id,
+                    r.wrapped_dek,
+                    r.ciphertext,
+                )
+                .await?;
+            out.push((
+                r.name,
+                derived::Stored {
+                    value,
+                    derived: r.derived != 0,
+                },
+            ));
+        }
+        Ok(out)
+    }
+
+    /// The environment's templates, name → parsed template (`None`: a plain value).
+    async fn templates(
+        &self,
+        env: &EnvRow,
+    ) -> Result<std::collections::BTreeMap<String, Option<derived::Template>>, SecretsError> {
+        let mut out = std::collections::BTreeMap::new();
+        for (name, s) in self.stored(env).await? {
+            let t = if s.derived {
+                let text = s.value.as_str().ok_or_else(|| {
+                    SecretsError::Invalid(derived::DerivedError::NotText(name.clone()).to_string())
+                })?;
+                Some(
+                    derived::Template::parse(text)
+                        .map_err(|e| SecretsError::Invalid(e.to_string()))?,
+                )
+            } else {
+                None
+            };
+            out.insert(name, t);
+        }
+        Ok(out)
+    }
+
+    /// Rejects a template with unknown references or one that closes a cycle.
+    async fn check_template(
+        &self,
+        env: &EnvRow,
+        name: &str,
+        value: &SecretValue,
+    ) -> Result<(), SecretsError> {
+        let invalid = |e: derived::DerivedError| SecretsError::Invalid(e.to_string());
+        let text = value
+            .as_str()
+            .ok_or_else(|| invalid(derived::DerivedError::NotText(name.to_owned())))?;
+        let template = derived::Template::parse(text).map_err(invalid)?;
+        let mut others = self.templates(env).await?;
+        others.remove(name);
+        derived::check(name, &template, &others).map_err(invalid)
     }
 
     /// Kept versions, newest first.
@@ -445,6 +526,7 @@ impl Secrets {
             ));
         }
         let (_, value) = self.get(env, name, Some(version)).await?;
+        let derived = self.version_row(&secret, version).await?.derived != 0;
         self.put(
             env,
             Write {
@@ -454,6 +536,7 @@ impl Secrets {
                 description: None,
                 actor,
                 now,
+                derived,
             },
         )
         .await
@@ -462,6 +545,19 @@ impl Secrets {
     /// Soft-deletes a live secret.
     pub async fn delete(&self, env: &EnvRow, name: &str, now: i64) -> Result<(), SecretsError> {
         let secret = self.live(env, name).await?;
+        let users: Vec<String> = self
+            .templates(env)
+            .await?
+            .into_iter()
+            .filter(|(_, t)| t.as_ref().is_some_and(|t| t.references().contains(name)))
+            .map(|(n, _)| n)
+            .collect();
+        if !users.is_empty() {
+            return Err(SecretsError::Invalid(format!(
+                "{name} is used by the derived value(s) {}; change or delete them first",
+                users.join(", ")
+            )));
+        }
         self.store
             .set_deleted(env.id, secret.id, Some(now))
             .await

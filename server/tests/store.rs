@@ -33,6 +33,7 @@ async fn put(
                 description: None,
                 actor: "t",
                 now,
+                derived: false,
             },
         )
         .await

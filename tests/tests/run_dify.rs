@@ -229,7 +229,21 @@ fn shipped_defaults_are_refused_unless_allowed() {
     let (code, _, err) = run(&mut cmd, b"");
     assert_eq!(code, 2);
     assert!(err.contains("WEAVIATE_API_KEY (inherited"), "{err}");
-    let (code, out, err) = run(&mut d.launch(&["--allow-defaults"]), b"");
+    // Allowing one name is not allowing the others.
+    let (code, _, err) = run(
+        &mut d.launch(&["--allow-defaults", "CODE_EXECUTION_API_KEY"]),
+        b"",
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("SANDBOX_API_KEY (from envseal)"), "{err}");
+    assert!(
+        !err.contains("CODE_EXECUTION_API_KEY (from envseal)"),
+        "{err}"
+    );
+    let (code, out, err) = run(
+        &mut d.launch(&["--allow-defaults", "SANDBOX_API_KEY,CODE_EXECUTION_API_KEY"]),
+        b"",
+    );
     assert_eq!(code, 0, "{err}");
     assert_no_canary(&out, &err);
 }

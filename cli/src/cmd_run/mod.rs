@@ -105,9 +105,10 @@ pub struct RunArgs {
     /// MODE, else api).
     #[arg(long, env = "ENVSEAL_DIFY_SERVICE", value_enum)]
     dify_service: Option<Service>,
-    /// With --profile: start even when a secret holds a shipped default value.
-    #[arg(long)]
-    allow_defaults: bool,
+    /// With --profile: start even though these secrets hold a shipped default value
+    /// (comma-separated names, repeatable; every other default in use still fails).
+    #[arg(long, value_delimiter = ',', value_name = "NAMES")]
+    allow_defaults: Vec<String>,
     /// The command to run, after `--`.
     #[arg(
         last = true,
@@ -180,7 +181,7 @@ pub(crate) struct Config {
     pub(crate) fallback_only: bool,
     pub(crate) fallback_passphrase: Option<zeroize::Zeroizing<Vec<u8>>>,
     pub(crate) profile: Option<(Profile, Service)>,
-    pub(crate) allow_defaults: bool,
+    pub(crate) allow_defaults: Vec<String>,
     pub(crate) command: Vec<OsString>,
 }
 

@@ -206,7 +206,7 @@ pub(crate) fn build(config: &Config, export: &EnvironmentExport) -> anyhow::Resu
             view.entry(f.name.as_str())
                 .or_insert((f.value.expose(), Origin::Envseal));
         }
-        profile.check(*service, &view, config.allow_defaults)?;
+        profile.check(*service, &view, &config.allow_defaults)?;
     }
 
     let mut command = config.command.iter().cloned();

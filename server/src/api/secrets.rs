@@ -254,6 +254,7 @@ pub(super) async fn put(
                 description: req.description.as_deref(),
                 actor: &auth.0.name,
                 now: crate::now(),
+                derived: req.derived.unwrap_or(false),
             },
         )
         .await?;

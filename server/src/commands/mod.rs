@@ -6,6 +6,7 @@
 
 pub mod backup;
 pub mod admin;
+pub mod healthcheck;
 
 use crate::ServerArgs;
 use clap::Subcommand;
@@ -23,6 +24,9 @@ pub enum ServerCommand {
     /// Administration that needs the data directory and master key.
     #[command(subcommand)]
     Admin(admin::AdminCommand),
+    /// Ask the running server's /healthz over loopback; exit 0 when healthy (the
+    /// image's HEALTHCHECK).
+    Healthcheck(healthcheck::HealthcheckArgs),
 }
 
 /// Runs `command` with the server's settings. Serving is [`crate::run`].
@@ -32,5 +36,8 @@ pub async fn dispatch(args: ServerArgs, command: ServerCommand) -> anyhow::Resul
         ServerCommand::Backup(b) => backup::backup(&args, &b).await,
         ServerCommand::Restore(r) => backup::restore(&args, &r).await,
         ServerCommand::Admin(command) => admin::run(args, command).await,
+        ServerCommand::Healthcheck(h) => {
+            tokio::task::spawn_blocking(move || healthcheck::run(&args, &h)).await?
+        }
     }
 }

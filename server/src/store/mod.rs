@@ -123,6 +123,8 @@ pub struct VersionRow {
     pub created_by: String,
     /// Destruction time.
     pub destroyed_at: Option<i64>,
+    /// 1 when the value is a template (derived value).
+    pub derived: i64,
 }
 
 /// One live secret of an environment with its current ciphertext, for exports.
@@ -140,6 +142,8 @@ pub struct ExportRow {
     pub ciphertext: Option<Vec<u8>>,
     /// Environment revision read in the same statement.
     pub revision: i64,
+    /// 1 when the value is a template (derived value).
+    pub derived: i64,
 }
 
 /// A stored secret whose current value has a given fingerprint.
@@ -225,6 +229,8 @@ pub struct NewVersion<'a> {
     pub now: i64,
     /// Versions to keep (older ones are deleted).
     pub keep_versions: i64,
+    /// The value is a template over other secrets (a derived value).
+    pub derived: bool,
 }
 
 /// The database.
@@ -595,7 +601,8 @@ impl Store {
         };
         sqlx::query(
             "INSERT INTO secret_versions (secret_id, version, kek_id, wrapped_dek, ciphertext, \
-             created_at, created_by, fingerprint) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+             created_at, created_by, fingerprint, derived) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .bind(secret_id)
         .bind(new_version)
@@ -605,6 +612,7 @@ impl Store {
         .bind(v.now)
         .bind(v.created_by)
         .bind(v.fingerprint)
+        .bind(i64::from(v.derived))
         .execute(&mut *tx)
         .await?;
         sqlx::query("DELETE FROM secret_versions WHERE secret_id = $1 AND version <= $2")
@@ -664,8 +672,8 @@ impl Store {
         version: i64,
     ) -> Result<Option<VersionRow>, StoreError> {
         Ok(sqlx::query_as(
-            "SELECT version, kek_id, wrapped_dek, ciphertext, created_at, created_by, destroyed_at \
-             FROM secret_versions WHERE secret_id = $1 AND version = $2",
+            "SELECT version, kek_id, wrapped_dek, ciphertext, created_at, created_by, destroyed_at, \
+             derived FROM secret_versions WHERE secret_id = $1 AND version = $2",
         )
         .bind(secret_id)
         .bind(version)
@@ -677,7 +685,7 @@ impl Store {
     pub async fn versions(&self, secret_id: i64) -> Result<Vec<VersionRow>, StoreError> {
         Ok(sqlx::query_as(
             "SELECT version, kek_id, NULL AS wrapped_dek, NULL AS ciphertext, created_at, \
-             created_by, destroyed_at FROM secret_versions WHERE secret_id = $1 \
+             created_by, destroyed_at, derived FROM secret_versions WHERE secret_id = $1 \
              ORDER BY version DESC",
         )
         .bind(secret_id)
@@ -716,8 +724,8 @@ impl Store {
     /// environment's revision, read in one statement (one snapshot).
     pub async fn export_rows(&self, env_id: i64) -> Result<Vec<ExportRow>, StoreError> {
         Ok(sqlx::query_as(
-            "SELECT s.name, v.version, v.kek_id, v.wrapped_dek, v.ciphertext, e.revision \
-             FROM secrets s \
+            "SELECT s.name, v.version, v.kek_id, v.wrapped_dek, v.ciphertext, e.revision, \
+             v.derived FROM secrets s \
              JOIN secret_versions v ON v.secret_id = s.id AND v.version = s.current_version \
              JOIN environments e ON e.id = s.environment_id \
              WHERE s.environment_id = $1 AND s.deleted_at IS NULL ORDER BY s.name",
