@@ -20,6 +20,7 @@ pub mod limiter;
 pub mod login;
 pub mod mfa;
 pub mod password;
+pub mod rotation;
 pub mod secrets;
 pub mod store;
 mod tls;

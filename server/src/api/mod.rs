@@ -11,6 +11,7 @@ mod error;
 mod extract;
 mod leaks;
 mod projects;
+mod rotation;
 mod secrets;
 mod tokens;
 mod users;
@@ -152,6 +153,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         )
         .route("/v1/audit", get(audit::list))
         .route("/v1/audit/verify", get(audit::verify))
+        .merge(rotation::routes())
         .fallback(|| async { ApiError::NotFound("route") })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(TimeoutLayer::with_status_code(
@@ -242,7 +244,9 @@ impl utoipa::Modify for BearerAuth {
 
 /// The OpenAPI 3 document of this API.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    ApiDoc::openapi()
+    let mut doc = ApiDoc::openapi();
+    doc.merge(rotation::RotationDoc::openapi());
+    doc
 }
 
 async fn openapi_json() -> impl IntoResponse {

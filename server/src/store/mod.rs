@@ -12,9 +12,11 @@
 //! so that WAL snapshot upgrades never fail with `SQLITE_BUSY`.
 
 mod audit;
+mod rotation;
 mod users;
 
 pub use audit::{AuditRow, GENESIS_HASH};
+pub use rotation::{Finish, FinishWrite, NewRotation, PolicyRow, RotationRow};
 pub use users::{RoleRow, SessionRow, UserRow};
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
