@@ -10,6 +10,7 @@ pub mod cmd_export;
 pub mod cmd_import;
 pub mod cmd_login;
 pub mod cmd_projects;
+pub mod cmd_rotate;
 pub mod cmd_run;
 pub mod cmd_scan;
 pub mod cmd_secrets;

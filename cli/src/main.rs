@@ -2,7 +2,7 @@
 //! subcommand; exit codes are decided here.
 
 use clap::{Parser, Subcommand};
-use envseal::{cmd_audit, cmd_import, cmd_login, cmd_users};
+use envseal::{cmd_audit, cmd_import, cmd_login, cmd_rotate, cmd_users};
 use envseal::{cmd_export, cmd_projects, cmd_run, cmd_scan, cmd_secrets, cmd_tokens, global};
 use std::process::ExitCode;
 
@@ -52,6 +52,8 @@ enum Command {
     /// Verify and read the audit log.
     #[command(subcommand)]
     Audit(cmd_audit::AuditCmd),
+    /// Rotate a secret on its target system (create, set, test, finish).
+    Rotate(cmd_rotate::RotateArgs),
 }
 
 fn main() -> ExitCode {
@@ -71,6 +73,7 @@ fn main() -> ExitCode {
         Command::Mfa(cmd) => cmd_login::mfa(&cli.global, cmd),
         Command::Users(cmd) => cmd_users::run(&cli.global, cmd),
         Command::Audit(cmd) => cmd_audit::run(&cli.global, cmd),
+        Command::Rotate(args) => cmd_rotate::run(&cli.global, args),
     };
     match result {
         Ok(code) => code,

@@ -23,6 +23,7 @@ pub mod login;
 pub mod metrics;
 pub mod mfa;
 pub mod password;
+pub mod rotation;
 pub mod secrets;
 pub mod store;
 mod tls;

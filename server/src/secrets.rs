@@ -110,6 +110,11 @@ impl Secrets {
         }
     }
 
+    /// How many versions each secret keeps.
+    pub fn keep_versions(&self) -> i64 {
+        self.keep_versions
+    }
+
     /// The key provider.
     pub fn keys(&self) -> &dyn KeyProvider {
         &*self.keys

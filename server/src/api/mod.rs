@@ -13,6 +13,7 @@ mod extract;
 mod leaks;
 mod openapi;
 mod projects;
+mod rotation;
 mod secrets;
 mod tokens;
 mod users;
@@ -182,6 +183,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         )
         .route("/v1/audit", get(audit::list))
         .route("/v1/audit/verify", get(audit::verify))
+        .merge(rotation::routes())
         .fallback(|| async { ApiError::NotFound("route") })
         .method_not_allowed_fallback(|| async { ApiError::Http(StatusCode::METHOD_NOT_ALLOWED) })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -314,7 +316,9 @@ impl utoipa::Modify for BearerAuth {
 
 /// The OpenAPI 3 document of this API.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    ApiDoc::openapi()
+    let mut doc = ApiDoc::openapi();
+    doc.merge(rotation::RotationDoc::openapi());
+    doc
 }
 
 /// The served document: [`openapi`] completed with every error answer and name pattern.

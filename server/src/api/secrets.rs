@@ -57,7 +57,7 @@ async fn authorize(
 }
 
 /// Authorises, then resolves the environment.
-async fn environment(
+pub(super) async fn environment(
     state: &AppState,
     auth: &Auth,
     project: &str,

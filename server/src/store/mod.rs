@@ -13,9 +13,11 @@
 
 mod audit;
 pub mod lock;
+mod rotation;
 mod users;
 
 pub use audit::{AuditRow, GENESIS_HASH};
+pub use rotation::{Finish, FinishWrite, NewRotation, PolicyRow, RotationRow};
 pub use users::{RoleRow, SessionRow, UserRow};
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
