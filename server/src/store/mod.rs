@@ -12,9 +12,11 @@
 //! so that WAL snapshot upgrades never fail with `SQLITE_BUSY`.
 
 mod audit;
+mod kek;
 mod users;
 
 pub use audit::{AuditRow, GENESIS_HASH};
+pub use kek::{KekJob, Rewrap, WrappedPlace, WrappedRow};
 pub use users::{RoleRow, SessionRow, UserRow};
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
