@@ -254,6 +254,9 @@ pub struct ServerArgs {
     /// Audit streaming to external sinks and signed anchors of the chain head.
     #[command(flatten)]
     pub audit_stream: crate::audit_stream::StreamArgs,
+    /// Key provider settings (`ENVSEAL_KEK`, `ENVSEAL_VAULT_*`, DEK cache).
+    #[command(flatten)]
+    pub kek: KekArgs,
     /// What to do; serving when absent.
     #[command(subcommand)]
     pub command: Option<crate::commands::ServerCommand>,
@@ -526,6 +529,142 @@ impl ServerArgs {
             },
             alert_failures: self.alert_failures.max(1),
             secure_cookie: true,
+        })
+    }
+}
+
+// ---- key provider -----------------------------------------------------------------
+
+/// Which key provider holds the KEK.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum KekKind {
+    /// A master key file or passphrase on this machine.
+    Local,
+    /// A HashiCorp Vault / OpenBao Transit key.
+    VaultTransit,
+}
+
+impl KekKind {
+    /// The name used in KEK ids and messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KekKind::Local => "local",
+            KekKind::VaultTransit => "vault-transit",
+        }
+    }
+}
+
+/// Key provider flags. Credentials (Vault token, AppRole secret id) come only from the
+/// environment or files.
+#[derive(Debug, Clone, clap::Args)]
+pub struct KekArgs {
+    /// Key provider that wraps new data keys.
+    #[arg(long = "kek", env = "ENVSEAL_KEK", value_enum, default_value = "local")]
+    pub kind: KekKind,
+    /// Providers kept only to unwrap what they wrapped before (during `kek migrate`).
+    #[arg(
+        long = "kek-previous",
+        env = "ENVSEAL_KEK_PREVIOUS",
+        value_enum,
+        value_delimiter = ','
+    )]
+    pub previous: Vec<KekKind>,
+    /// Unwrapped data keys kept in memory (0: none).
+    #[arg(long, env = "ENVSEAL_DEK_CACHE_SIZE", default_value_t = 10_000)]
+    pub dek_cache_size: usize,
+    /// How long an unwrapped data key is reused, in seconds; also how long reads
+    /// survive a key provider outage.
+    #[arg(long, env = "ENVSEAL_DEK_CACHE_TTL", default_value_t = 300)]
+    pub dek_cache_ttl_secs: u64,
+    /// Vault address.
+    #[arg(long, env = "ENVSEAL_VAULT_ADDR")]
+    pub vault_addr: Option<String>,
+    /// Transit mount.
+    #[arg(long, env = "ENVSEAL_VAULT_TRANSIT_MOUNT", default_value = "transit")]
+    pub vault_transit_mount: String,
+    /// Transit key name.
+    #[arg(long, env = "ENVSEAL_VAULT_TRANSIT_KEY", default_value = "envseal")]
+    pub vault_transit_key: String,
+    /// Vault namespace (`X-Vault-Namespace`).
+    #[arg(long, env = "ENVSEAL_VAULT_NAMESPACE")]
+    pub vault_namespace: Option<String>,
+    /// PEM file of the CA that signed Vault's certificate.
+    #[arg(long, env = "ENVSEAL_VAULT_CACERT")]
+    pub vault_cacert: Option<PathBuf>,
+    /// File holding a Vault token (or set ENVSEAL_VAULT_TOKEN).
+    #[arg(long, env = "ENVSEAL_VAULT_TOKEN_FILE")]
+    pub vault_token_file: Option<PathBuf>,
+    /// AppRole role id; with it the server logs in with AppRole.
+    #[arg(long, env = "ENVSEAL_VAULT_ROLE_ID")]
+    pub vault_role_id: Option<String>,
+    /// File holding the AppRole secret id (read at every login).
+    #[arg(long, env = "ENVSEAL_VAULT_SECRET_ID_FILE")]
+    pub vault_secret_id_file: Option<PathBuf>,
+    /// AppRole auth mount.
+    #[arg(long, env = "ENVSEAL_VAULT_APPROLE_MOUNT", default_value = "approle")]
+    pub vault_approle_mount: String,
+    /// Timeout of each Vault request, in seconds.
+    #[arg(long, env = "ENVSEAL_KMS_TIMEOUT", default_value_t = 10)]
+    pub kms_timeout_secs: u64,
+}
+
+impl KekArgs {
+    /// The DEK cache settings.
+    pub fn dek_cache(&self) -> crate::crypto::DekCacheConfig {
+        crate::crypto::DekCacheConfig {
+            capacity: self.dek_cache_size,
+            ttl: std::time::Duration::from_secs(self.dek_cache_ttl_secs),
+        }
+    }
+
+    /// The Vault settings, checked; secrets from files or the environment only.
+    pub fn vault_config(&self) -> anyhow::Result<crate::crypto::VaultConfig> {
+        use crate::crypto::{VaultAuth, VaultConfig};
+        let address = self
+            .vault_addr
+            .clone()
+            .ok_or_else(|| anyhow::anyhow!("ENVSEAL_KEK=vault-transit needs ENVSEAL_VAULT_ADDR"))?;
+        match url::Url::parse(&address) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
+            _ => anyhow::bail!("ENVSEAL_VAULT_ADDR must be an http:// or https:// URL"),
+        }
+        let auth = match (&self.vault_role_id, &self.vault_secret_id_file) {
+            (Some(role_id), Some(file)) => VaultAuth::AppRole {
+                mount: self.vault_approle_mount.clone(),
+                role_id: role_id.clone(),
+                secret_id_file: file.clone(),
+            },
+            (Some(_), None) | (None, Some(_)) => anyhow::bail!(
+                "AppRole needs both ENVSEAL_VAULT_ROLE_ID and ENVSEAL_VAULT_SECRET_ID_FILE"
+            ),
+            (None, None) => {
+                let token = match (&self.vault_token_file, std::env::var("ENVSEAL_VAULT_TOKEN")) {
+                    (Some(file), _) => std::fs::read_to_string(file)
+                        .map_err(|e| {
+                            anyhow::anyhow!(
+                                "reading ENVSEAL_VAULT_TOKEN_FILE {}: {e}",
+                                file.display()
+                            )
+                        })?
+                        .trim()
+                        .to_owned(),
+                    (None, Ok(t)) if !t.is_empty() => t,
+                    _ => anyhow::bail!(
+                        "Vault credentials missing: set ENVSEAL_VAULT_ROLE_ID and \
+                         ENVSEAL_VAULT_SECRET_ID_FILE (AppRole), or ENVSEAL_VAULT_TOKEN(_FILE)"
+                    ),
+                };
+                VaultAuth::Token(SecretString::from(token))
+            }
+        };
+        Ok(VaultConfig {
+            address,
+            mount: self.vault_transit_mount.clone(),
+            key: self.vault_transit_key.clone(),
+            namespace: self.vault_namespace.clone(),
+            ca_cert: self.vault_cacert.clone(),
+            auth,
+            timeout: std::time::Duration::from_secs(self.kms_timeout_secs.max(1)),
         })
     }
 }

@@ -18,6 +18,7 @@ pub mod commands;
 pub mod config;
 pub mod crypto;
 pub mod derived;
+pub mod kek;
 pub mod limiter;
 pub mod login;
 pub mod metrics;
@@ -65,22 +66,7 @@ pub(crate) async fn open(
                 )
             })?,
     );
-    let keys: Arc<dyn crypto::KeyProvider> = match &resolved.master_key {
-        crypto::MasterKeySource::File(path) => Arc::new(crypto::LocalKeyProvider::from_file(path)?),
-        crypto::MasterKeySource::Passphrase(pass) => {
-            let fresh = serde_json::to_string(&crypto::KdfParams::generate())?;
-            let stored = store.meta_init("kdf_params", &fresh).await?;
-            let params: crypto::KdfParams =
-                serde_json::from_str(&stored).context("stored passphrase KDF parameters")?;
-            let pass = pass.clone();
-            Arc::new(
-                tokio::task::spawn_blocking(move || {
-                    crypto::LocalKeyProvider::from_passphrase(&pass, &params)
-                })
-                .await??,
-            )
-        }
-    };
+    let keys = open_keys(args, &resolved, &store, None).await?;
     let secrets = secrets::Secrets::new(store.clone(), keys, args.keep_versions);
     secrets.verify_master_key().await?;
     Ok((resolved, store, secrets))
@@ -127,14 +113,20 @@ pub async fn prepare(args: &ServerArgs) -> anyhow::Result<Arc<api::AppState>> {
         backend = limiter.backend_name(),
         "login rate limits and lockouts ready"
     );
-    let leak_limiter = match &args.redis_url {
+    let leak_limiter = match args.redis_url()? {
         Some(url) => limiter::Limiter::redis(
             auth_config.limits,
-            url,
+            url.expose(),
             &format!("{}:leaks", args.redis_prefix),
         )
         .await
-        .context("connecting to Redis (ENVSEAL_REDIS_URL)")?,
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "connecting to Redis {} (ENVSEAL_REDIS_URL): {}",
+                url.redacted(),
+                url.scrub(&e.to_string())
+            )
+        })?,
         None => limiter::Limiter::memory(auth_config.limits),
     };
     let auth = login::AuthService::new(auth_config, limiter)?;
@@ -160,6 +152,67 @@ pub async fn prepare(args: &ServerArgs) -> anyhow::Result<Arc<api::AppState>> {
         )
         .await?;
     Ok(state)
+}
+
+/// Builds the provider of `kind`: loads the local master key, or logs in to Vault and
+/// checks that the Transit key exists. Fails with a clear error and touches nothing
+/// in the database when the provider refuses.
+pub async fn key_provider(
+    kind: config::KekKind,
+    args: &ServerArgs,
+    resolved: &config::Resolved,
+    store: &store::Store,
+) -> anyhow::Result<Arc<dyn crypto::KeyProvider>> {
+    Ok(match kind {
+        config::KekKind::Local => match &resolved.master_key {
+            crypto::MasterKeySource::File(path) => {
+                Arc::new(crypto::LocalKeyProvider::from_file(path)?)
+            }
+            crypto::MasterKeySource::Passphrase(pass) => {
+                let fresh = serde_json::to_string(&crypto::KdfParams::generate())?;
+                let stored = store.meta_init("kdf_params", &fresh).await?;
+                let params: crypto::KdfParams =
+                    serde_json::from_str(&stored).context("stored passphrase KDF parameters")?;
+                let pass = pass.clone();
+                Arc::new(
+                    tokio::task::spawn_blocking(move || {
+                        crypto::LocalKeyProvider::from_passphrase(&pass, &params)
+                    })
+                    .await??,
+                )
+            }
+        },
+        config::KekKind::VaultTransit => Arc::new(
+            crypto::VaultTransitProvider::connect(args.kek.vault_config()?)
+                .await
+                .context("connecting to Vault (ENVSEAL_KEK=vault-transit)")?,
+        ),
+    })
+}
+
+/// The server's key provider: a DEK cache in front of the primary provider (`primary`,
+/// or `ENVSEAL_KEK`) and the providers kept to unwrap older rows (`ENVSEAL_KEK_PREVIOUS`,
+/// plus `ENVSEAL_KEK` itself when `primary` differs).
+pub async fn open_keys(
+    args: &ServerArgs,
+    resolved: &config::Resolved,
+    store: &store::Store,
+    primary: Option<config::KekKind>,
+) -> anyhow::Result<Arc<dyn crypto::KeyProvider>> {
+    let first = primary.unwrap_or(args.kek.kind);
+    let mut kinds = vec![first];
+    for k in std::iter::once(args.kek.kind).chain(args.kek.previous.iter().copied()) {
+        if !kinds.contains(&k) {
+            kinds.push(k);
+        }
+    }
+    let mut providers = Vec::with_capacity(kinds.len());
+    for k in kinds {
+        providers.push(key_provider(k, args, resolved, store).await?);
+    }
+    let primary = providers.remove(0);
+    let ring: Arc<dyn crypto::KeyProvider> = Arc::new(crypto::Keyring::new(primary, providers));
+    Ok(Arc::new(crypto::DekCache::new(ring, args.kek.dek_cache())))
 }
 
 /// On the very first start, creates the admin token: the one given in

@@ -414,22 +414,27 @@ impl Secrets {
     ) -> Result<(i64, Vec<(String, SecretValue)>), SecretsError> {
         let rows = self.store.export_rows(env.id).await?;
         let revision = rows.first().map_or(env.revision, |r| r.revision);
+        // One provider call for every DEK the cache does not hold.
+        let mut wrapped = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let (Some(blob), Some(_)) = (&r.wrapped_dek, &r.ciphertext) else {
+                return Err(SecretsError::Destroyed(r.version));
+            };
+            wrapped.push(WrappedDek {
+                kek_id: r.kek_id.clone(),
+                blob: blob.clone(),
+            });
+        }
+        let deks = self.keys.unwrap_many(&wrapped).await?;
         let mut out = Vec::with_capacity(rows.len());
-        for r in rows {
-            let value = self
-                .open(
-                    env,
-                    &r.name,
-                    r.version,
-                    r.kek_id,
-                    r.wrapped_dek,
-                    r.ciphertext,
-                )
-                .await?;
+        for (r, dek) in rows.into_iter().zip(deks) {
+            let aad = crypto::secret_aad(env.project_id, env.id, &r.name, r.version);
+            let sealed = r.ciphertext.as_deref().unwrap_or_default();
+            let mut plain = crypto::open(&dek, &aad, sealed)?;
             out.push((
                 r.name,
                 derived::Stored {
-                    value,
+                    value: SecretValue::new(std::mem::take(&mut *plain)),
                     derived: r.derived != 0,
                 },
             ));

@@ -72,6 +72,10 @@ pub enum ApiError {
     /// A dependency is down (503); the cause is logged.
     #[error("service unavailable")]
     Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The key provider (Vault, KMS) cannot be reached and the data key is not cached
+    /// (503, `kms_unavailable`); the cause is logged.
+    #[error("the key provider is unavailable")]
+    KeyProviderUnavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// Stored data failed authentication (500); logged.
     #[error("integrity check failed")]
     Integrity(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -109,6 +113,9 @@ impl ApiError {
             ApiError::Http(status) => (*status, http_code(*status)),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             ApiError::LoginUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "login_unavailable"),
+            ApiError::KeyProviderUnavailable(_) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "kms_unavailable")
+            }
             ApiError::Integrity(_) => (StatusCode::INTERNAL_SERVER_ERROR, "integrity_error"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
@@ -163,6 +170,12 @@ impl IntoResponse for ApiError {
                 tracing::error!(error = %cause, "login refused: its state store is unavailable");
                 "login is unavailable: the server cannot reach its rate-limit store (Redis) \
                  or database; logins are refused until it is back"
+                    .to_owned()
+            }
+            ApiError::KeyProviderUnavailable(cause) => {
+                tracing::error!(error = %cause, "key provider unavailable");
+                "the server cannot reach its key provider (Vault or KMS); reads of recently \
+                 used secrets still work, everything else waits until it is back"
                     .to_owned()
             }
             ApiError::Integrity(cause) => {
@@ -220,7 +233,9 @@ impl From<SecretsError> for ApiError {
         use crate::crypto::CryptoError;
         match e {
             SecretsError::Store(s) => s.into(),
-            SecretsError::Crypto(CryptoError::Provider(_)) => ApiError::Unavailable(Box::new(e)),
+            SecretsError::Crypto(CryptoError::Provider(_)) => {
+                ApiError::KeyProviderUnavailable(Box::new(e))
+            }
             SecretsError::Crypto(_) => ApiError::Integrity(Box::new(e)),
             SecretsError::NotFound(what) => ApiError::NotFound(what),
             SecretsError::CasConflict { .. } => ApiError::Conflict {

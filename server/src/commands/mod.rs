@@ -7,6 +7,7 @@
 pub mod backup;
 pub mod admin;
 pub mod healthcheck;
+pub mod kek;
 
 use crate::ServerArgs;
 use clap::Subcommand;
@@ -27,6 +28,9 @@ pub enum ServerCommand {
     /// Ask the running server's /healthz over loopback; exit 0 when healthy (the
     /// image's HEALTHCHECK).
     Healthcheck(healthcheck::HealthcheckArgs),
+    /// Key-encryption key: status, rotation, provider migration.
+    #[command(subcommand)]
+    Kek(kek::KekCommand),
 }
 
 /// Runs `command` with the server's settings. Serving is [`crate::run`].
@@ -39,5 +43,6 @@ pub async fn dispatch(args: ServerArgs, command: ServerCommand) -> anyhow::Resul
         ServerCommand::Healthcheck(h) => {
             tokio::task::spawn_blocking(move || healthcheck::run(&args, &h)).await?
         }
+        ServerCommand::Kek(c) => kek::run(args, c).await,
     }
 }

@@ -6,9 +6,15 @@
 //! buffers with no `Debug`, `Clone` or `Serialize`; a [`Dek`] can only be made by
 //! generating a fresh one or by a provider unwrapping one.
 
+mod dek_cache;
+mod keyring;
 mod local;
+mod vault;
 
+pub use dek_cache::{DekCache, DekCacheConfig};
+pub use keyring::Keyring;
 pub use local::{KdfParams, LocalKeyProvider, MasterKeyError, MasterKeySource};
+pub use vault::{VaultAuth, VaultConfig, VaultTransitProvider};
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Key, Nonce};
@@ -39,6 +45,11 @@ impl Dek {
         Ok(Dek(Zeroizing::new(arr)))
     }
 
+    /// A second copy of the same key (for the DEK cache); both copies are wiped.
+    fn duplicate(&self) -> Self {
+        Dek(Zeroizing::new(*self.0))
+    }
+
     fn cipher(&self) -> Aes256Gcm {
         Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(&self.0[..]))
     }
@@ -65,13 +76,25 @@ pub enum CryptoError {
     /// The key provider could not be reached or refused.
     #[error("key provider error: {0}")]
     Provider(String),
+    /// The provider cannot do this (e.g. rotate a passphrase-derived key).
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+impl CryptoError {
+    /// True when the provider is unreachable or failing (a retry may succeed), as
+    /// opposed to data that does not authenticate.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, CryptoError::Provider(_))
+    }
 }
 
 /// Boxed future returned by [`KeyProvider`] methods.
 pub type KeyFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, CryptoError>> + Send + 'a>>;
 
-/// Holds the KEK and wraps / unwraps DEKs. Remote providers (Vault Transit, AWS KMS)
-/// implement the same trait.
+/// Holds the KEK and wraps / unwraps DEKs. Every provider records a KEK id on each row
+/// it wraps: `<provider>:<key>:<version>` (the provider name is the id's prefix), so
+/// the rows on each version can be counted and re-wrapped.
 pub trait KeyProvider: Send + Sync + 'static {
     /// Short provider name for logs and `/readyz` (`local`, `vault-transit`, …).
     fn name(&self) -> &'static str;
@@ -79,6 +102,55 @@ pub trait KeyProvider: Send + Sync + 'static {
     fn wrap<'a>(&'a self, dek: &'a Dek) -> KeyFuture<'a, WrappedDek>;
     /// Unwraps a DEK wrapped by any KEK version this provider still holds.
     fn unwrap<'a>(&'a self, wrapped: &'a WrappedDek) -> KeyFuture<'a, Dek>;
+    /// Whether `kek_id` names a key of this provider (any version).
+    fn holds(&self, kek_id: &str) -> bool {
+        kek_id
+            .strip_prefix(self.name())
+            .is_some_and(|rest| rest.starts_with(':'))
+    }
+    /// Wraps several DEKs under the current KEK version; remote providers answer in one
+    /// round trip.
+    fn wrap_many<'a>(&'a self, deks: &'a [Dek]) -> KeyFuture<'a, Vec<WrappedDek>> {
+        Box::pin(async move {
+            let mut out = Vec::with_capacity(deks.len());
+            for d in deks {
+                out.push(self.wrap(d).await?);
+            }
+            Ok(out)
+        })
+    }
+    /// Unwraps several DEKs; remote providers answer in one round trip.
+    fn unwrap_many<'a>(&'a self, wrapped: &'a [WrappedDek]) -> KeyFuture<'a, Vec<Dek>> {
+        Box::pin(async move {
+            let mut out = Vec::with_capacity(wrapped.len());
+            for w in wrapped {
+                out.push(self.unwrap(w).await?);
+            }
+            Ok(out)
+        })
+    }
+    /// The KEK id new wraps are recorded under.
+    fn current_kek_id(&self) -> KeyFuture<'_, String> {
+        Box::pin(async move { Ok(self.wrap(&Dek::generate()).await?.kek_id) })
+    }
+    /// Makes a new KEK version current; returns its id. Older versions keep
+    /// unwrapping.
+    fn rotate(&self) -> KeyFuture<'_, String> {
+        let name = self.name();
+        Box::pin(async move {
+            Err(CryptoError::Unsupported(format!(
+                "the {name} key provider cannot rotate its key"
+            )))
+        })
+    }
+    /// Re-wraps DEKs under the current KEK version. Remote providers do it without the
+    /// plaintext DEK leaving them.
+    fn rewrap_many<'a>(&'a self, wrapped: &'a [WrappedDek]) -> KeyFuture<'a, Vec<WrappedDek>> {
+        Box::pin(async move {
+            let deks = self.unwrap_many(wrapped).await?;
+            self.wrap_many(&deks).await
+        })
+    }
 }
 
 /// Associated data binding a ciphertext to the row it belongs to. A ciphertext moved

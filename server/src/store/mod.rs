@@ -14,10 +14,12 @@
 mod audit;
 pub mod lock;
 mod rotation;
+mod kek;
 mod users;
 
 pub use audit::{AuditRow, GENESIS_HASH};
 pub use rotation::{Finish, FinishWrite, NewRotation, PolicyRow, RotationRow};
+pub use kek::{KekJob, Rewrap, WrappedPlace, WrappedRow};
 pub use users::{RoleRow, SessionRow, UserRow};
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
