@@ -8,7 +8,8 @@
 use crate::global::Global;
 use anyhow::Context as _;
 use envseal_scan::{
-    dir, git, output, Baseline, Finding, Progress, ScanOptions, ScanResult, Scanner,
+    dir, git, output, report, Baseline, Finding, FingerprintParams, Progress, ScanOptions,
+    ScanResult, Scanner,
 };
 use std::io::{IsTerminal as _, Write as _};
 use std::path::{Path, PathBuf};
@@ -123,6 +124,16 @@ pub fn run(global: &Global, args: ScanArgs) -> anyhow::Result<ExitCode> {
             .num_threads(n)
             .build_global();
     }
+    let baseline = args.baseline.as_deref().map(Baseline::load).transpose()?;
+    if let (Some(b), Some(file)) = (&baseline, &args.baseline) {
+        if b.is_legacy() {
+            eprintln!("{}", legacy_notice(file));
+        }
+    }
+    let params = fingerprint_params(baseline.as_ref(), args.write_baseline.as_deref());
+    let fingerprinter = params
+        .fingerprinter()
+        .context("fingerprint parameters of the baseline")?;
     let scanner = Scanner::new();
     let show_bar = !args.no_progress && !args.staged && std::io::stderr().is_terminal();
     let bar = Bar(if show_bar {
@@ -155,17 +166,17 @@ pub fn run(global: &Global, args: ScanArgs) -> anyhow::Result<ExitCode> {
         git::scan_repository(&path, &scanner, &opts, &hidden, &bar)?
     };
 
+    report::fingerprint_all(&mut result.findings, &fingerprinter);
     if let Some(file) = &args.write_baseline {
-        envseal_scan::Baseline::write(file, &result.findings)?;
+        Baseline::write(file, &result.findings, &params)?;
         eprintln!(
-            "envseal: wrote {} fingerprint(s) to {}",
+            "envseal: wrote {} fingerprint(s) to {} (version 2, argon2id)",
             result.findings.len(),
             file.display()
         );
         return Ok(ExitCode::SUCCESS);
     }
-    if let Some(file) = &args.baseline {
-        let baseline = Baseline::load(file)?;
+    if let Some(baseline) = &baseline {
         result.findings.retain(|f| !baseline.contains(f));
     }
     if args.check_server && !result.findings.is_empty() {
@@ -182,7 +193,7 @@ pub fn run(global: &Global, args: ScanArgs) -> anyhow::Result<ExitCode> {
             for n in &result.notices {
                 eprintln!("envseal: notice: {}", output::sanitize(&n.to_string()));
             }
-            output::sarif(&result.findings, args.reveal)
+            output::sarif(&result.findings, Some(&params), args.reveal)
         }
     };
     let mut stdout = std::io::stdout().lock();
@@ -196,6 +207,33 @@ pub fn run(global: &Global, args: ScanArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+/// What to say when a version 1 baseline is read.
+fn legacy_notice(file: &Path) -> String {
+    let f = file.display();
+    format!(
+        "envseal: baseline {f} is version 1: its fingerprints are unkeyed SHA-256 hashes \
+         that a dictionary reverses cheaply. It was used for this run; migrate it with \
+         `envseal scan --baseline {f} --write-baseline {f}` (version 2, salted argon2id) \
+         and commit the rewritten file."
+    )
+}
+
+/// The fingerprint parameters of this run: the baseline's (so its fingerprints
+/// match), else those of the baseline about to be rewritten (so an unchanged set
+/// of findings rewrites to the same file), else fresh ones with a new salt.
+fn fingerprint_params(baseline: Option<&Baseline>, target: Option<&Path>) -> FingerprintParams {
+    baseline
+        .and_then(Baseline::params)
+        .cloned()
+        .or_else(|| {
+            target
+                .filter(|t| t.exists())
+                .and_then(|t| Baseline::load(t).ok())
+                .and_then(|b| b.params().cloned())
+        })
+        .unwrap_or_else(FingerprintParams::generate)
 }
 
 #[derive(serde::Serialize)]

@@ -288,3 +288,123 @@ fn without_check_server_nothing_is_sent() {
     assert_eq!(out.status.code(), Some(1));
     assert!(matches!(listener.accept(), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock));
 }
+
+/// The version 1 fingerprint: unkeyed SHA-256 of a domain tag and the value.
+fn v1_fingerprint(value: &str) -> String {
+    use sha2::Digest as _;
+    let mut h = sha2::Sha256::new();
+    h.update(b"envseal-scan-fingerprint-v1\0");
+    h.update(value.as_bytes());
+    h.finalize()[..16]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[test]
+fn baseline_fingerprints_are_salted_argon2id_not_a_dictionary_reversible_hash() {
+    let mut repo = Repo::new();
+    let pw = password();
+    repo.write("app/.env", &format!("DB_PASSWORD={pw}\n"));
+    repo.commit("one");
+    let baseline = repo.path().join("baseline.json");
+    let b = baseline.to_str().unwrap();
+    assert_eq!(
+        envseal(&["scan", "--write-baseline", b], repo.path())
+            .status
+            .code(),
+        Some(0)
+    );
+    let text = std::fs::read_to_string(&baseline).unwrap();
+    let file: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(file["version"], 2);
+    let params = &file["fingerprint"];
+    assert_eq!(params["algorithm"], "argon2id");
+    assert!(params["m_kib"].as_u64().unwrap() >= 8 * 1024);
+    assert_eq!(params["salt"].as_str().unwrap().len(), 32);
+    let fp = file["findings"][0]["fingerprint"].as_str().unwrap();
+    // A dictionary that holds the password cannot confirm it with one cheap hash.
+    assert_ne!(fp, v1_fingerprint(&pw));
+    assert!(!text.contains(&pw));
+    // Rewriting keeps the salt, so the file is stable; the baseline still applies.
+    envseal(&["scan", "--write-baseline", b], repo.path());
+    assert_eq!(std::fs::read_to_string(&baseline).unwrap(), text);
+    assert_eq!(
+        envseal(&["scan", "--baseline", b], repo.path())
+            .status
+            .code(),
+        Some(0)
+    );
+    // Another repository's baseline gets another salt: no shared table.
+    let mut other = Repo::new();
+    other.write("app/.env", &format!("DB_PASSWORD={pw}\n"));
+    other.commit("one");
+    let b2 = other.path().join("baseline.json");
+    envseal(
+        &["scan", "--write-baseline", b2.to_str().unwrap()],
+        other.path(),
+    );
+    let file2: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&b2).unwrap()).unwrap();
+    assert_ne!(file2["fingerprint"]["salt"], params["salt"]);
+    assert_ne!(file2["findings"][0]["fingerprint"].as_str().unwrap(), fp);
+}
+
+#[test]
+fn version_1_baseline_is_read_once_with_a_migration_message() {
+    let mut repo = Repo::new();
+    let key = github_token('p');
+    repo.write("a.sh", &format!("T={key}\n"));
+    repo.commit("one");
+    let baseline = repo.path().join("old-baseline.json");
+    let b = baseline.to_str().unwrap();
+    std::fs::write(
+        &baseline,
+        format!(
+            "{{\"version\":1,\"findings\":[{{\"fingerprint\":\"{}\",\"rule\":\"github-token\",\"file\":\"a.sh\"}}]}}\n",
+            v1_fingerprint(&key)
+        ),
+    )
+    .unwrap();
+    let out = envseal(&["scan", "--baseline", b], repo.path());
+    assert_eq!(out.status.code(), Some(0), "the old baseline still applies");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("version 1"), "{err}");
+    assert!(err.contains("--write-baseline"), "{err}");
+    // Migrating writes version 2; afterwards no message.
+    let m = envseal(
+        &["scan", "--baseline", b, "--write-baseline", b],
+        repo.path(),
+    );
+    assert_eq!(m.status.code(), Some(0));
+    let file: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&baseline).unwrap()).unwrap();
+    assert_eq!(file["version"], 2);
+    let again = envseal(&["scan", "--baseline", b], repo.path());
+    assert_eq!(again.status.code(), Some(0));
+    assert!(!String::from_utf8_lossy(&again.stderr).contains("version 1"));
+    // An unknown version is a clear error, not a silent pass.
+    std::fs::write(&baseline, "{\"version\":7,\"findings\":[]}\n").unwrap();
+    let bad = envseal(&["scan", "--baseline", b], repo.path());
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("version 7"));
+}
+
+#[test]
+fn sarif_carries_salted_fingerprints_and_their_parameters_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let pw = password();
+    std::fs::write(dir.path().join(".env"), format!("DB_PASSWORD={pw}\n")).unwrap();
+    let out = envseal(&["scan", "--no-git", "--format", "sarif"], dir.path());
+    let log: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let run = &log["runs"][0];
+    assert_eq!(run["properties"]["fingerprint"]["algorithm"], "argon2id");
+    let fp = run["results"][0]["partialFingerprints"]["envsealValue/v2"]
+        .as_str()
+        .unwrap();
+    assert_eq!(fp.len(), 32);
+    assert_ne!(fp, v1_fingerprint(&pw));
+    assert!(run["results"][0]["partialFingerprints"]
+        .get("envsealValue/v1")
+        .is_none());
+}

@@ -1,6 +1,6 @@
 //! Fuzzes the scanner's input handling: arbitrary bytes under an arbitrary kind of
 //! path (config file, lock file, source, unknown) must never panic, and every hit
-//! must point at a line that exists.
+//! must point at a line that exists; archive expansion stays within its budget.
 #![no_main]
 
 use envseal_scan::{detect::best_per_value, Scanner};
@@ -37,4 +37,9 @@ fuzz_target!(|input: &[u8]| {
         assert!(!h.secret.expose().is_empty());
     }
     let _ = best_per_value(hits);
+    // Archive expansion never panics and never hands out more than its budget.
+    let limits = envseal_scan::archive::Limits::new(1 << 20);
+    let expanded = envseal_scan::archive::expand(data, &limits);
+    let total: u64 = expanded.entries.iter().map(|e| e.data.len() as u64).sum();
+    assert!(total <= limits.max_total, "{total} bytes expanded");
 });

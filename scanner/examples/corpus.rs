@@ -8,7 +8,7 @@ mod corpus;
 
 fn main() -> std::io::Result<()> {
     let dir = std::path::PathBuf::from(std::env::args().nth(1).expect("usage: corpus DIR"));
-    let cases = corpus::cases();
+    let cases = corpus::all_cases();
     let mut manifest = Vec::new();
     for c in &cases {
         let p = dir.join(&c.path);

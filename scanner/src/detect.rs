@@ -11,7 +11,7 @@ use crate::filters::{
     classes, entropy, is_config_path, is_documented_example, is_lock_file, is_placeholder,
     is_reference, is_trivial_password, is_uuid, looks_generated,
 };
-use crate::rules::Rule;
+use crate::rules::{Checksum, Rule, RuleDef, DATA_RULES};
 use crate::secret::SecretValue;
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use base64::Engine as _;
@@ -53,6 +53,10 @@ pub struct Hit {
     /// The hit only counts in a configuration file (`.env`, YAML, …); the caller
     /// decides once it knows the path.
     pub config_only: bool,
+    /// The hit only counts outside configuration files (source code).
+    pub code_only: bool,
+    /// The file inside an archive or compressed blob the value was found in.
+    pub inner: Option<String>,
     /// Byte offset in the buffer (lines are counted once, at the end of a scan).
     offset: usize,
 }
@@ -93,6 +97,8 @@ enum Det {
     Assignment,
     /// A base64 run that encodes a known key prefix.
     Base64,
+    /// A rule from a rule file (index into `DATA_RULES`).
+    Data(u16),
 }
 
 #[derive(Clone, Copy)]
@@ -438,6 +444,14 @@ pub struct Scanner {
     /// Base64 encodings of key prefixes, exact case, searched separately so the
     /// keyword automata keep their prefilters; a run is decoded only if it holds one.
     b64: AhoCorasick,
+    /// The rule files' keywords (exact case; context words in their usual
+    /// spellings): every rule for configuration files (and unknown paths), the
+    /// rules that are not `config_only` for the rest.
+    data_config: Keywords,
+    data_other: Keywords,
+    /// Every rule-file rule (paths not known yet; the caller drops what does not
+    /// fit the path).
+    data_all: Keywords,
     regexes: Vec<Regex>,
     pem_begin: Regex,
 }
@@ -545,6 +559,39 @@ impl Scanner {
                 }
             }
         }
+        let mut data_keywords: Vec<(String, Trigger)> = Vec::new();
+        let mut data_other: Vec<(String, Trigger)> = Vec::new();
+        let mut data_all: Vec<(String, Trigger)> = Vec::new();
+        for (i, def) in DATA_RULES.iter().enumerate() {
+            let re = Regex::new(def.regex)
+                .unwrap_or_else(|e| panic!("rule {} in {}: {e}", def.id, def.file));
+            regexes.push(re);
+            let trigger = Trigger {
+                det: Det::Data(u16::try_from(i).expect("fewer than 65536 rules")),
+                window: if def.window == 0 {
+                    Window::Line
+                } else {
+                    Window::Around(usize::from(def.window))
+                },
+                regex: Some(regexes.len() - 1),
+            };
+            for kw in def.keywords {
+                let spellings = if def.ignore_case {
+                    case_variants(kw)
+                } else {
+                    vec![(*kw).to_owned()]
+                };
+                for v in spellings {
+                    if !def.config_only {
+                        data_other.push((v.clone(), trigger));
+                    }
+                    if !def.code_only {
+                        data_keywords.push((v.clone(), trigger));
+                    }
+                    data_all.push((v, trigger));
+                }
+            }
+        }
         let needles: Vec<String> = B64_PREFIXES
             .iter()
             .flat_map(|p| base64_needles(p))
@@ -556,6 +603,9 @@ impl Scanner {
                 .match_kind(MatchKind::LeftmostLongest)
                 .build(&needles)
                 .expect("needle automaton builds"),
+            data_config: Keywords::build(&data_keywords, false),
+            data_other: Keywords::build(&data_other, false),
+            data_all: Keywords::build(&data_all, false),
             regexes,
             pem_begin: Regex::new(r"-----BEGIN[A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----")
                 .expect("valid regex"),
@@ -572,7 +622,7 @@ impl Scanner {
         };
         let mut hits = self.scan_kind(data, kind);
         if path.is_some_and(is_lock_file) {
-            hits.retain(|h| h.rule != Rule::SecretAssignment);
+            hits.retain(|h| !h.rule.is_generic());
         }
         hits
     }
@@ -587,7 +637,12 @@ impl Scanner {
             PathKind::Other => &self.other,
             PathKind::Config | PathKind::Unknown => &self.config,
         };
-        self.scan_into(keywords, data, 0, &mut hits);
+        let data_keywords = match kind {
+            PathKind::Other => &self.data_other,
+            PathKind::Config => &self.data_config,
+            PathKind::Unknown => &self.data_all,
+        };
+        self.scan_into(&[keywords, data_keywords], data, 0, &mut hits);
         if kind == PathKind::Other {
             hits.retain(|h| !h.config_only);
         }
@@ -596,12 +651,19 @@ impl Scanner {
         hits
     }
 
-    fn scan_into(&self, keywords: &Keywords, data: &[u8], depth: u8, hits: &mut Vec<Hit>) {
+    fn scan_into(&self, keywords: &[&Keywords; 2], data: &[u8], depth: u8, hits: &mut Vec<Hit>) {
         let mut windows: Vec<(Trigger, usize, usize)> = Vec::new();
-        for m in keywords.ac.find_iter(data) {
-            for trig in &keywords.triggers[m.pattern().as_usize()] {
-                let (s, e) = window(data, m.start(), m.end(), trig.window);
-                windows.push((*trig, s, e));
+        for set in keywords {
+            for m in set.ac.find_iter(data) {
+                for trig in &set.triggers[m.pattern().as_usize()] {
+                    if let Det::Data(i) = trig.det {
+                        if !keyword_at_boundary(&DATA_RULES[usize::from(i)], data, m.start()) {
+                            continue;
+                        }
+                    }
+                    let (s, e) = window(data, m.start(), m.end(), trig.window);
+                    windows.push((*trig, s, e));
+                }
             }
         }
         if depth < MAX_DEPTH {
@@ -646,7 +708,11 @@ impl Scanner {
                 det => {
                     let re = &self.regexes[trig.regex.expect("regex detector")];
                     for caps in re.captures_iter(win) {
-                        let Some(g) = caps.get(1) else { continue };
+                        let g = match det {
+                            Det::Data(_) => caps.name("secret"),
+                            _ => caps.get(1),
+                        };
+                        let Some(g) = g else { continue };
                         let abs = s + g.start();
                         if det == Det::Url {
                             url(data, s, &caps, hits);
@@ -655,6 +721,15 @@ impl Scanner {
                         let Ok(value) = std::str::from_utf8(g.as_bytes()) else {
                             continue;
                         };
+                        if let Det::Data(i) = det {
+                            let def = &DATA_RULES[usize::from(i)];
+                            if data_rule_accepts(def, value, data, abs) {
+                                let config_only = def.config_only;
+                                let rule = Rule::Data(i);
+                                push(hits, data, abs, rule, value, Encoding::Plain, config_only);
+                            }
+                            continue;
+                        }
                         if let Some(rule) = classify(det, value, data, abs) {
                             push(hits, data, abs, rule, value, Encoding::Plain, false);
                         }
@@ -666,7 +741,7 @@ impl Scanner {
 
     fn decode_run(
         &self,
-        keywords: &Keywords,
+        keywords: &[&Keywords; 2],
         data: &[u8],
         s: usize,
         e: usize,
@@ -876,6 +951,8 @@ fn push(
         offset: pos,
         encoding,
         config_only,
+        code_only: rule.def().is_some_and(|d| d.code_only),
+        inner: None,
     });
 }
 
@@ -886,7 +963,7 @@ fn dedup_hits(hits: &mut Vec<Hit>) {
     hits.dedup_by(|a, b| a.secret == b.secret && a.rule == b.rule);
 }
 
-/// Keeps one hit per distinct value: the one whose rule comes first in [`Rule::ALL`].
+/// Keeps one hit per distinct value: the one whose rule comes first in [`Rule::all`].
 pub fn best_per_value(mut hits: Vec<Hit>) -> Vec<Hit> {
     hits.sort_by(|a, b| {
         (a.secret.expose(), a.rule, a.line).cmp(&(b.secret.expose(), b.rule, b.line))
@@ -1076,8 +1153,72 @@ fn classify(det: Det, value: &str, data: &[u8], pos: usize) -> Option<Rule> {
                 Rule::DifyDatasetKey
             })
         }
-        Det::Pem | Det::Url | Det::Assignment | Det::Base64 => None,
+        Det::Pem | Det::Url | Det::Assignment | Det::Base64 | Det::Data(_) => None,
     }
+}
+
+/// Whether a keyword match at `pos` may start a value of `def`: a prefix keyword
+/// (`boundary`) counts only at the start of a token, so `est_` inside `test_` opens
+/// no window. Matches of another, overlapping keyword are let through.
+fn keyword_at_boundary(def: &RuleDef, data: &[u8], pos: usize) -> bool {
+    if !def.boundary || def.ignore_case || pos == 0 {
+        return true;
+    }
+    let own = def
+        .keywords
+        .iter()
+        .any(|k| data[pos..].starts_with(k.as_bytes()));
+    let prev = data[pos - 1];
+    !own || !(prev.is_ascii_alphanumeric() || prev == b'_')
+}
+
+/// The part of a data rule's value after its keyword prefix (the whole value when
+/// it does not start with one, or when the prefix would leave almost nothing).
+fn data_body<'a>(def: &RuleDef, value: &'a str) -> &'a str {
+    if def.ignore_case {
+        return value;
+    }
+    def.keywords
+        .iter()
+        .filter(|k| value.starts_with(*k) && value.len() > k.len() + 8)
+        .map(|k| &value[k.len()..])
+        .min_by_key(|b| b.len())
+        .unwrap_or(value)
+}
+
+/// The generic checks of a rule file's rule: placeholder, documented example,
+/// entropy, character classes, checksum and context words.
+fn data_rule_accepts(def: &RuleDef, value: &str, data: &[u8], pos: usize) -> bool {
+    let body = data_body(def, value);
+    if is_documented_example(value)
+        || is_placeholder(body)
+        || is_placeholder(value)
+        || is_reference(value)
+    {
+        return false;
+    }
+    if entropy(body) < def.entropy {
+        return false;
+    }
+    let (lo, up, di, _) = classes(body);
+    let have = u8::from(lo > 0) | u8::from(up > 0) << 1 | u8::from(di > 0) << 2;
+    if have & def.classes != def.classes {
+        return false;
+    }
+    let checksum_ok = match def.checksum {
+        Checksum::None => true,
+        Checksum::Crc32Base62 => crc32_base62_ok(body),
+    };
+    checksum_ok && (def.context.is_empty() || context_has(data, pos, def.context))
+}
+
+/// A body whose last six characters are the base62 CRC32 of the rest.
+pub(crate) fn crc32_base62_ok(body: &str) -> bool {
+    if body.len() <= 6 || !body.is_ascii() {
+        return false;
+    }
+    let (random, check) = body.split_at(body.len() - 6);
+    base62_6(crc32fast::hash(random.as_bytes())) == check
 }
 
 /// A connection URL with a password; `base` is where the searched window starts.
@@ -1456,6 +1597,163 @@ fn assignment(data: &[u8], s: usize, e: usize, k8s_secret: bool, hits: &mut Vec<
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rand::Rng as _;
+
+    /// Expands a rule example template: `{KIND:N}` is N random characters of an
+    /// alphabet (`alnum`, `hex`, `HEX`, `lower`, `upper`, `digit`, `b64`, `url`),
+    /// `{crc:N}` N base62 characters and their six-character base62 CRC32, `{uuid}`
+    /// a random UUID; `{{`/`}}` are literal braces.
+    pub(crate) fn expand(template: &str) -> String {
+        fn pick(alphabet: &[u8], n: usize) -> String {
+            let mut rng = rand::thread_rng();
+            loop {
+                let s: String = (0..n)
+                    .map(|_| alphabet[rng.gen_range(0..alphabet.len())] as char)
+                    .collect();
+                let has = |f: fn(&u8) -> bool| !alphabet.iter().any(f) || s.bytes().any(|b| f(&b));
+                if n < 6
+                    || has(u8::is_ascii_lowercase)
+                        && has(u8::is_ascii_uppercase)
+                        && has(u8::is_ascii_digit)
+                        && !is_placeholder(&s)
+                {
+                    return s;
+                }
+            }
+        }
+        const ALNUM: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+        let mut out = String::new();
+        let mut rest = template;
+        while let Some(i) = rest.find(['{', '}']) {
+            out.push_str(&rest[..i]);
+            let tail = &rest[i..];
+            if tail.starts_with("{{") || tail.starts_with("}}") {
+                out.push_str(&tail[..1]);
+                rest = &tail[2..];
+                continue;
+            }
+            let end = tail.find('}').expect("closed placeholder");
+            let spec = &tail[1..end];
+            rest = &tail[end + 1..];
+            if spec == "uuid" {
+                let h = pick(b"0123456789abcdef", 32);
+                out.push_str(&format!(
+                    "{}-{}-{}-{}-{}",
+                    &h[..8],
+                    &h[8..12],
+                    &h[12..16],
+                    &h[16..20],
+                    &h[20..]
+                ));
+                continue;
+            }
+            let (kind, n) = spec.split_once(':').expect("KIND:N");
+            let n: usize = n.parse().expect("length");
+            let alphabet: &[u8] = match kind {
+                "alnum" | "crc" => ALNUM,
+                "hex" => b"0123456789abcdef",
+                "HEX" => b"0123456789ABCDEF",
+                "lower" => b"abcdefghijklmnopqrstuvwxyz",
+                "upper" => b"ABCDEFGHIJKLMNOPQRSTUVWXYZ",
+                "digit" => b"0123456789",
+                "b64" => b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/",
+                "url" => b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_",
+                other => panic!("unknown template kind {other}"),
+            };
+            let body = pick(alphabet, n);
+            if kind == "crc" {
+                let check = base62_6(crc32fast::hash(body.as_bytes()));
+                out.push_str(&body);
+                out.push_str(&check);
+            } else {
+                out.push_str(&body);
+            }
+        }
+        out.push_str(rest);
+        out
+    }
+
+    #[test]
+    fn every_rule_file_rule_finds_its_positive_and_not_its_negative_examples() {
+        let s = Scanner::new();
+        let mut failures = Vec::new();
+        for (i, def) in DATA_RULES.iter().enumerate() {
+            let rule = Rule::Data(u16::try_from(i).unwrap());
+            assert!(
+                !def.positive.is_empty() && !def.negative.is_empty(),
+                "{}",
+                def.id
+            );
+            let paths: &[&str] = if def.config_only {
+                &["example.env"]
+            } else if def.code_only {
+                &["example.txt"]
+            } else {
+                &["example.env", "example.txt"]
+            };
+            for t in def.positive {
+                for path in paths {
+                    for _ in 0..4 {
+                        let text = expand(t);
+                        let hits = s.scan(text.as_bytes(), Some(path));
+                        if !hits.iter().any(|h| h.rule == rule) {
+                            failures.push(format!(
+                                "{} ({}): positive {t:?} in {path}",
+                                def.id, def.file
+                            ));
+                            break;
+                        }
+                    }
+                }
+            }
+            for t in def.negative {
+                for path in ["example.env", "example.txt"] {
+                    let text = expand(t);
+                    let hits = s.scan(text.as_bytes(), Some(path));
+                    if hits.iter().any(|h| h.rule == rule) {
+                        failures.push(format!(
+                            "{} ({}): negative {t:?} in {path}",
+                            def.id, def.file
+                        ));
+                    }
+                }
+            }
+        }
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
+    }
+
+    #[test]
+    fn all_zero_repeated_and_your_key_here_values_are_placeholders_for_every_rule() {
+        let s = Scanner::new();
+        for (i, def) in DATA_RULES.iter().enumerate() {
+            let rule = Rule::Data(u16::try_from(i).unwrap());
+            for t in def.positive {
+                // Swap each generated part for a placeholder of the same shape.
+                for fill in ["0", "ab", "YOUR_KEY_HERE_"] {
+                    let mut text = String::new();
+                    let mut rest = *t;
+                    while let Some(i) = rest.find('{') {
+                        if rest[i..].starts_with("{{") {
+                            text.push_str(&rest[..i + 2]);
+                            rest = &rest[i + 2..];
+                            continue;
+                        }
+                        let end = i + rest[i..].find('}').unwrap();
+                        let spec = &rest[i + 1..end];
+                        let n = spec.split_once(':').map_or(36, |(_, n)| n.parse().unwrap());
+                        let n = if spec.starts_with("crc") { n + 6 } else { n };
+                        text.push_str(&rest[..i]);
+                        text.push_str(&fill.repeat(n).chars().take(n).collect::<String>());
+                        rest = &rest[end + 1..];
+                    }
+                    text.push_str(rest);
+                    let text = text.replace("{{", "{").replace("}}", "}");
+                    let hits = s.scan(text.as_bytes(), Some("example.env"));
+                    assert!(!hits.iter().any(|h| h.rule == rule), "{}: {text:?}", def.id);
+                }
+            }
+        }
+    }
 
     #[test]
     fn case_sensitive_keyword_set_stays_small_enough_for_a_prefilter() {

@@ -89,7 +89,16 @@ pub fn scan_directory(
             };
             blobs.fetch_add(1, Ordering::Relaxed);
             bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
-            let hits = scanner.scan(&data, Some(&rel));
+            let (hits, notes) =
+                crate::archive::scan_blob(scanner, &data, opts.max_blob_size, |d| {
+                    scanner.scan(d, Some(&rel))
+                });
+            for message in notes {
+                notices.lock().expect("no poisoning").push(Notice::Archive {
+                    what: rel.clone(),
+                    message,
+                });
+            }
             (!hits.is_empty()).then(|| Source {
                 locations: vec![SourceLocation {
                     path: Some(rel),

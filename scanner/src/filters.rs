@@ -60,6 +60,20 @@ const PLACEHOLDER_WORDS: &[&str] = &[
 /// Whether a value is a placeholder such as `your-key-here`, `xxxx…`, `changeme`,
 /// `<token>`, a run of one character or an ascending run like `12345678`.
 pub(crate) fn is_placeholder(value: &str) -> bool {
+    if is_placeholder_text(value) {
+        return true;
+    }
+    // The part after a key prefix (`gsk_`, `dop_v1_`, `sk-or-v1-`): an all-zero or
+    // repeated body is a placeholder whatever prefix it wears.
+    let head = &value.as_bytes()[..value.len().min(12)];
+    head.iter()
+        .rposition(|b| matches!(b, b'-' | b'_' | b'.'))
+        .map(|i| &value[i + 1..])
+        .filter(|body| body.len() >= 8)
+        .is_some_and(is_placeholder_text)
+}
+
+fn is_placeholder_text(value: &str) -> bool {
     let lower = value.to_ascii_lowercase();
     if PLACEHOLDER_WORDS.iter().any(|w| lower.contains(w)) {
         return true;
@@ -119,7 +133,7 @@ pub(crate) fn is_placeholder(value: &str) -> bool {
 /// `os.environ[...]`, `{{ secrets.X }}`, `%(x)s`, a vault or sops reference.
 pub(crate) fn is_reference(value: &str) -> bool {
     let v = value.trim();
-    if v.starts_with('$') || v.starts_with('%') || v.starts_with('@') || v.starts_with('!') {
+    if v.starts_with('$') || is_sigil_reference(v) {
         return true;
     }
     const REFS: &[&str] = &[
@@ -152,6 +166,29 @@ pub(crate) fn is_reference(value: &str) -> bool {
     REFS.iter().any(|r| lower.contains(r))
 }
 
+/// `%NAME%` (Windows), `@name` / `@Microsoft.KeyVault(…)` (Azure app settings) and
+/// YAML tags such as `!Ref X` / `!vault |`. A value that merely begins with `%`, `@`
+/// or `!` (a generated password) is not a reference.
+fn is_sigil_reference(v: &str) -> bool {
+    let ident = |s: &str| {
+        !s.is_empty()
+            && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+            && s.as_bytes()[0].is_ascii_alphabetic()
+    };
+    if let Some(rest) = v.strip_prefix('%') {
+        return rest.starts_with('(') || rest.strip_suffix('%').is_some_and(ident);
+    }
+    if let Some(rest) = v.strip_prefix('@') {
+        return rest.to_ascii_lowercase().starts_with("microsoft.keyvault(")
+            || rest.split('.').all(ident);
+    }
+    if let Some(rest) = v.strip_prefix('!') {
+        let tag = rest.split([' ', '\t']).next().unwrap_or("");
+        return ident(tag) && (rest.len() == tag.len() || rest[tag.len()..].starts_with(' '));
+    }
+    false
+}
+
 /// Documented example keys (AWS, Stripe, jwt.io…) and values containing `EXAMPLE`.
 pub(crate) fn is_documented_example(value: &str) -> bool {
     if value.contains("EXAMPLE") || value.to_ascii_lowercase().contains("example") {
@@ -166,6 +203,8 @@ pub(crate) fn is_documented_example(value: &str) -> bool {
         "SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c",
         // GitHub's documentation token.
         "16C7e42F292c6912E7710c838347Ae178B4a",
+        // The Azure storage emulator's published account key.
+        "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==",
     ];
     KNOWN.iter().any(|k| value.contains(k))
 }
@@ -285,6 +324,7 @@ pub fn is_config_path(path: &str) -> bool {
         || name == ".npmrc"
         || name == ".pypirc"
         || name == ".netrc"
+        || name == ".git-credentials"
     {
         return true;
     }
@@ -309,6 +349,10 @@ mod tests {
             "00000000",
             "1234567890",
             "sk-xxxxxxxxxxxxxxxxxxxxxxxx",
+            "gsk_0000000000000000000000000000000000000000000000000000",
+            "dop_v1_0000000000000000000000000000000000000000000000000000000000000000",
+            "sbp_0123456789012345678901234567890123456789",
+            "hvs.abababababababababababababababababababab",
         ] {
             assert!(is_placeholder(v), "{v}");
         }
@@ -328,6 +372,26 @@ mod tests {
             assert!(is_reference(v), "{v}");
         }
         assert!(!is_reference("q8Zr2LmX0pT4vN7w"));
+        for v in [
+            "%APPDATA%",
+            "%(password)s",
+            "@Microsoft.KeyVault(SecretUri=x)",
+            "!Ref DbPass",
+        ] {
+            assert!(is_reference(v), "{v}");
+        }
+    }
+
+    #[test]
+    fn generated_passwords_starting_with_a_sigil_are_values_not_references() {
+        for v in [
+            "%Kq9#zL@2mW!xP7",
+            "@8fGh%2kL#pQ9z",
+            "!Zx9@Lm#4Kq%8w",
+            "%ab12CD",
+        ] {
+            assert!(!is_reference(v), "{v}");
+        }
     }
 
     #[test]

@@ -147,7 +147,18 @@ impl Collector<'_> {
         self.blobs.fetch_add(1, Ordering::Relaxed);
         self.bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
         let kind = self.kinds.get(&id).copied().unwrap_or(self.default_kind);
-        let hits = self.scanner.scan_kind(data, kind);
+        let (hits, notes) = crate::archive::scan_blob(self.scanner, data, self.max, |d| {
+            self.scanner.scan_kind(d, kind)
+        });
+        if !notes.is_empty() {
+            let mut n = self.notices.lock().expect("no poisoning");
+            for message in notes {
+                n.push(Notice::Archive {
+                    what: format!("blob {id}"),
+                    message,
+                });
+            }
+        }
         if !hits.is_empty() {
             self.hits.lock().expect("no poisoning").push((id, hits));
         }
@@ -889,7 +900,16 @@ pub fn scan_staged(
                 }
                 blobs.fetch_add(1, Ordering::Relaxed);
                 bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
-                let mut hits = scanner.scan(data, Some(path));
+                let (mut hits, notes) =
+                    crate::archive::scan_blob(scanner, data, opts.max_blob_size, |d| {
+                        scanner.scan(d, Some(path))
+                    });
+                for message in notes {
+                    notices.lock().expect("no poisoning").push(Notice::Archive {
+                        what: format!("staged {path}"),
+                        message,
+                    });
+                }
                 if hits.is_empty() {
                     return None;
                 }

@@ -5,6 +5,7 @@
 //! network. (`envseal scan --check-server` is a CLI feature layered on the findings.)
 #![warn(missing_docs)]
 
+pub mod archive;
 pub mod detect;
 mod dify;
 pub mod dir;
@@ -18,7 +19,7 @@ pub mod secret;
 pub use detect::{Encoding, Hit, Scanner};
 pub use report::{Baseline, Finding, Location};
 pub use rules::Rule;
-pub use secret::SecretValue;
+pub use secret::{FingerprintParams, Fingerprinter, SecretValue};
 
 /// Knobs shared by every kind of scan.
 #[derive(Clone, Debug)]
@@ -62,6 +63,13 @@ pub enum Notice {
         /// Its size in bytes.
         size: u64,
     },
+    /// An archive or compressed blob was opened only in part (bounds, damage).
+    Archive {
+        /// Which blob or file.
+        what: String,
+        /// What was cut short, with the inner path.
+        message: String,
+    },
     /// Could not be read (corrupt object or pack, permissions).
     Unreadable {
         /// Which object, pack or file.
@@ -78,6 +86,7 @@ impl std::fmt::Display for Notice {
                 write!(f, "skipped {what}: {size} bytes is over the size limit")
             }
             Notice::Unreadable { what, source } => write!(f, "could not read {what}: {source}"),
+            Notice::Archive { what, message } => write!(f, "in {what}: {message}"),
         }
     }
 }

@@ -5,6 +5,7 @@
 
 use crate::report::{Finding, Location};
 use crate::rules::Rule;
+use crate::secret::FingerprintParams;
 use crate::{Notice, ScanResult};
 use serde::Serialize;
 use std::fmt::Write as _;
@@ -82,7 +83,9 @@ pub fn human(result: &ScanResult, color: bool) -> String {
         for o in &f.others {
             let _ = writeln!(out, "  {dim}also:  {}{reset}", place(o));
         }
-        let _ = writeln!(out, "  {dim}fingerprint {}{reset}", f.fingerprint);
+        if let Some(fp) = &f.fingerprint {
+            let _ = writeln!(out, "  {dim}fingerprint {fp}{reset}");
+        }
     }
     for n in &result.notices {
         let _ = writeln!(out, "{yellow}notice:{reset} {}", sanitize(&n.to_string()));
@@ -119,7 +122,8 @@ struct JsonStats {
 struct JsonFinding<'a> {
     rule: &'static str,
     description: &'static str,
-    fingerprint: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fingerprint: Option<&'a str>,
     file: Option<&'a str>,
     line: u32,
     commit: Option<&'a str>,
@@ -159,7 +163,7 @@ pub fn json(result: &ScanResult, reveal: bool) -> String {
             .map(|f| JsonFinding {
                 rule: f.rule.id(),
                 description: f.rule.description(),
-                fingerprint: &f.fingerprint,
+                fingerprint: f.fingerprint.as_deref(),
                 file: f.first.path.as_deref(),
                 line: f.first.line,
                 commit: f.first.commit.as_ref().map(|c| c.id.as_str()),
@@ -198,6 +202,16 @@ struct Sarif<'a> {
 struct SarifRun<'a> {
     tool: SarifTool,
     results: Vec<SarifResult<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    properties: Option<SarifRunProperties<'a>>,
+}
+
+/// How the run's `partialFingerprints` were computed, so a later run (or a
+/// baseline) can reproduce them.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SarifRunProperties<'a> {
+    fingerprint: &'a FingerprintParams,
 }
 
 #[derive(Serialize)]
@@ -241,13 +255,14 @@ struct SarifResult<'a> {
     level: &'static str,
     message: SarifText,
     locations: Vec<SarifLocation<'a>>,
-    partial_fingerprints: SarifFingerprints<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    partial_fingerprints: Option<SarifFingerprints<'a>>,
     properties: SarifProperties<'a>,
 }
 
 #[derive(Serialize)]
 struct SarifFingerprints<'a> {
-    #[serde(rename = "envsealValue/v1")]
+    #[serde(rename = "envsealValue/v2")]
     value: &'a str,
 }
 
@@ -298,9 +313,12 @@ fn sarif_loc(l: &Location) -> Option<SarifLocation<'_>> {
     })
 }
 
-/// A SARIF 2.1.0 log with one result per finding.
-pub fn sarif(findings: &[Finding], reveal: bool) -> String {
-    let rules = Rule::ALL
+/// A SARIF 2.1.0 log with one result per finding. `params`: what the findings'
+/// fingerprints were computed with (recorded in the run's properties; the SARIF
+/// carries no unsalted hash of any value).
+pub fn sarif(findings: &[Finding], params: Option<&FingerprintParams>, reveal: bool) -> String {
+    let all = Rule::all();
+    let rules = all
         .iter()
         .map(|r| SarifRule {
             id: r.id(),
@@ -315,7 +333,7 @@ pub fn sarif(findings: &[Finding], reveal: bool) -> String {
         .iter()
         .map(|f| SarifResult {
             rule_id: f.rule.id(),
-            rule_index: Rule::ALL.iter().position(|r| *r == f.rule).unwrap_or(0),
+            rule_index: all.iter().position(|r| *r == f.rule).unwrap_or(0),
             level: "error",
             message: SarifText {
                 text: format!("{} ({})", f.rule.description(), f.secret.redacted()),
@@ -324,9 +342,10 @@ pub fn sarif(findings: &[Finding], reveal: bool) -> String {
                 .chain(&f.others)
                 .filter_map(sarif_loc)
                 .collect(),
-            partial_fingerprints: SarifFingerprints {
-                value: &f.fingerprint,
-            },
+            partial_fingerprints: f
+                .fingerprint
+                .as_deref()
+                .map(|value| SarifFingerprints { value }),
             properties: SarifProperties {
                 commit: f.first.commit.as_ref().map(|c| c.id.as_str()),
                 redacted: f.secret.redacted(),
@@ -346,6 +365,7 @@ pub fn sarif(findings: &[Finding], reveal: bool) -> String {
                 },
             },
             results,
+            properties: params.map(|fingerprint| SarifRunProperties { fingerprint }),
         }],
     };
     serde_json::to_string_pretty(&log).expect("plain data serialises") + "\n"

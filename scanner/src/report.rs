@@ -6,7 +6,8 @@
 use crate::detect::{Encoding, Hit};
 use crate::filters::{is_config_path, is_lock_file};
 use crate::rules::Rule;
-use crate::secret::SecretValue;
+use crate::secret::{FingerprintParams, Fingerprinter, ParamsError, SecretValue};
+use rayon::prelude::*;
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 
@@ -39,8 +40,9 @@ pub struct Finding {
     pub rule: Rule,
     /// The value.
     pub secret: SecretValue,
-    /// [`SecretValue::fingerprint`].
-    pub fingerprint: String,
+    /// [`Fingerprinter::fingerprint`] of the value, once [`fingerprint_all`] ran
+    /// (computing it is deliberately expensive, so grouping does not).
+    pub fingerprint: Option<String>,
     /// How the value was encoded where it was first seen.
     pub encoding: Encoding,
     /// Where it was first introduced (earliest commit; first path otherwise).
@@ -83,15 +85,25 @@ pub fn group(sources: Vec<Source>) -> Vec<Finding> {
     for source in sources {
         for hit in &source.hits {
             for loc in &source.locations {
-                let path = loc.path.as_deref();
+                // A hit inside an archive is judged by its inner path and reported
+                // as `outer!inner`.
+                let full = match (&loc.path, &hit.inner) {
+                    (Some(p), Some(i)) => Some(format!("{p}!{i}")),
+                    (None, Some(i)) => Some(format!("!{i}")),
+                    (p, None) => p.clone(),
+                };
+                let path = hit.inner.as_deref().or(loc.path.as_deref());
                 if hit.config_only && !path.is_some_and(is_config_path) {
                     continue;
                 }
-                if hit.rule == Rule::SecretAssignment && path.is_some_and(is_lock_file) {
+                if hit.code_only && path.is_some_and(is_config_path) {
+                    continue;
+                }
+                if hit.rule.is_generic() && path.is_some_and(is_lock_file) {
                     continue;
                 }
                 let location = Location {
-                    path: loc.path.clone(),
+                    path: full,
                     line: hit.line,
                     commit: loc.commit.clone(),
                     blob: loc.blob.clone(),
@@ -125,7 +137,7 @@ pub fn group(sources: Vec<Source>) -> Vec<Finding> {
             let first = a.locs.remove(0);
             Finding {
                 rule: a.rule,
-                fingerprint: a.secret.fingerprint(),
+                fingerprint: None,
                 secret: a.secret,
                 encoding: a.encoding,
                 first,
@@ -140,11 +152,30 @@ pub fn group(sources: Vec<Source>) -> Vec<Finding> {
     out
 }
 
+/// Fills in every finding's fingerprint under `fp` (in parallel: each one is an
+/// argon2id evaluation).
+pub fn fingerprint_all(findings: &mut [Finding], fp: &Fingerprinter) {
+    findings
+        .par_iter_mut()
+        .for_each(|f| f.fingerprint = Some(fp.fingerprint(&f.secret)));
+}
+
 /// A set of accepted findings, keyed by fingerprint (not line numbers, so moving a
 /// known value does not resurrect it).
-#[derive(Default, Debug)]
+#[derive(Debug)]
 pub struct Baseline {
-    fingerprints: HashSet<String>,
+    kind: Kind,
+}
+
+#[derive(Debug)]
+enum Kind {
+    /// Version 1: unkeyed SHA-256 fingerprints, read for migration only.
+    Legacy(HashSet<String>),
+    /// Version 2: argon2id under the recorded parameters.
+    Salted {
+        params: FingerprintParams,
+        fingerprints: HashSet<String>,
+    },
 }
 
 /// A baseline file could not be read or written.
@@ -168,11 +199,36 @@ pub enum BaselineError {
         #[source]
         source: serde_json::Error,
     },
+    /// A version this build does not know.
+    #[error("baseline {path} has version {version}; this envseal reads versions 1 and 2")]
+    Version {
+        /// File.
+        path: String,
+        /// The version found.
+        version: u64,
+    },
+    /// Version 2 without usable fingerprint parameters.
+    #[error("baseline {path}: {source}")]
+    Params {
+        /// File.
+        path: String,
+        /// Cause.
+        #[source]
+        source: ParamsError,
+    },
+    /// A finding without a fingerprint was to be written.
+    #[error("baseline {path}: findings must be fingerprinted before they are written")]
+    Unfingerprinted {
+        /// File.
+        path: String,
+    },
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
 struct BaselineFile {
     version: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    fingerprint: Option<FingerprintParams>,
     findings: Vec<BaselineEntry>,
 }
 
@@ -185,57 +241,133 @@ struct BaselineEntry {
 }
 
 impl Baseline {
-    /// Loads a baseline (`{"version":1,"findings":[{"fingerprint":…}]}`).
+    /// Loads a baseline: version 2 (`{"version":2,"fingerprint":{argon2id
+    /// parameters and salt},"findings":[{"fingerprint":…}]}`) or, for migration,
+    /// version 1 (see [`Baseline::is_legacy`]).
     pub fn load(path: &Path) -> Result<Self, BaselineError> {
+        let shown = || path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|source| BaselineError::Io {
-            path: path.display().to_string(),
+            path: shown(),
             source,
         })?;
-        let file: BaselineFile =
+        let raw: serde_json::Value =
             serde_json::from_str(&text).map_err(|source| BaselineError::Parse {
-                path: path.display().to_string(),
+                path: shown(),
                 source,
             })?;
-        Ok(Baseline {
-            fingerprints: file.findings.into_iter().map(|e| e.fingerprint).collect(),
-        })
+        let version = raw.get("version").and_then(serde_json::Value::as_u64);
+        if let Some(v) = version.filter(|v| !matches!(v, 1 | 2)) {
+            return Err(BaselineError::Version {
+                path: shown(),
+                version: v,
+            });
+        }
+        let file: BaselineFile =
+            serde_json::from_value(raw).map_err(|source| BaselineError::Parse {
+                path: shown(),
+                source,
+            })?;
+        let fingerprints = file.findings.into_iter().map(|e| e.fingerprint).collect();
+        let kind = match (file.version, file.fingerprint) {
+            (1, _) => Kind::Legacy(fingerprints),
+            (_, Some(params)) => {
+                params
+                    .fingerprinter()
+                    .map_err(|source| BaselineError::Params {
+                        path: shown(),
+                        source,
+                    })?;
+                Kind::Salted {
+                    params,
+                    fingerprints,
+                }
+            }
+            (_, None) => {
+                return Err(BaselineError::Params {
+                    path: shown(),
+                    source: ParamsError::missing(),
+                })
+            }
+        };
+        Ok(Baseline { kind })
     }
 
-    /// Writes `findings` as a baseline file.
-    pub fn write(path: &Path, findings: &[Finding]) -> Result<(), BaselineError> {
+    /// Whether this is a version 1 baseline, whose unkeyed SHA-256 fingerprints a
+    /// dictionary reverses cheaply. It still suppresses what it lists so that a
+    /// migration run loses nothing; callers tell the user to rewrite it.
+    pub fn is_legacy(&self) -> bool {
+        matches!(self.kind, Kind::Legacy(_))
+    }
+
+    /// The parameters findings must be fingerprinted with before [`contains`]
+    /// (version 2), or `None` for a version 1 baseline.
+    ///
+    /// [`contains`]: Baseline::contains
+    pub fn params(&self) -> Option<&FingerprintParams> {
+        match &self.kind {
+            Kind::Legacy(_) => None,
+            Kind::Salted { params, .. } => Some(params),
+        }
+    }
+
+    /// Writes `findings` (fingerprinted under `params`) as a version 2 baseline.
+    pub fn write(
+        path: &Path,
+        findings: &[Finding],
+        params: &FingerprintParams,
+    ) -> Result<(), BaselineError> {
+        let shown = || path.display().to_string();
+        let mut entries = Vec::with_capacity(findings.len());
+        for f in findings {
+            let fingerprint = f
+                .fingerprint
+                .clone()
+                .ok_or_else(|| BaselineError::Unfingerprinted { path: shown() })?;
+            entries.push(BaselineEntry {
+                fingerprint,
+                rule: f.rule.id().to_owned(),
+                file: f.first.path.clone(),
+            });
+        }
         let file = BaselineFile {
-            version: 1,
-            findings: findings
-                .iter()
-                .map(|f| BaselineEntry {
-                    fingerprint: f.fingerprint.clone(),
-                    rule: f.rule.id().to_owned(),
-                    file: f.first.path.clone(),
-                })
-                .collect(),
+            version: 2,
+            fingerprint: Some(params.clone()),
+            findings: entries,
         };
         let text = serde_json::to_string_pretty(&file).map_err(|source| BaselineError::Parse {
-            path: path.display().to_string(),
+            path: shown(),
             source,
         })?;
         std::fs::write(path, text + "\n").map_err(|source| BaselineError::Io {
-            path: path.display().to_string(),
+            path: shown(),
             source,
         })
     }
 
-    /// Whether a finding is accepted.
+    /// Whether a finding is accepted. For version 2 the finding must carry its
+    /// fingerprint under [`Baseline::params`].
     pub fn contains(&self, finding: &Finding) -> bool {
-        self.fingerprints.contains(&finding.fingerprint)
+        match &self.kind {
+            Kind::Legacy(set) => set.contains(&finding.secret.legacy_fingerprint()),
+            Kind::Salted { fingerprints, .. } => finding
+                .fingerprint
+                .as_ref()
+                .is_some_and(|f| fingerprints.contains(f)),
+        }
     }
 
     /// Number of entries.
     pub fn len(&self) -> usize {
-        self.fingerprints.len()
+        match &self.kind {
+            Kind::Legacy(s)
+            | Kind::Salted {
+                fingerprints: s, ..
+            } => s.len(),
+        }
     }
 
     /// Whether it is empty.
     pub fn is_empty(&self) -> bool {
-        self.fingerprints.is_empty()
+        self.len() == 0
     }
 }

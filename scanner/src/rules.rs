@@ -1,7 +1,78 @@
 //! The rule catalogue: stable rule ids, descriptions and their reporting priority.
-//! Knows nothing about matching; `detect` decides which rule a value belongs to.
+//! Provider formats live in data files (`scanner/rules/*.toml`, compiled in by
+//! `build.rs` into [`DATA_RULES`], ordered high, medium, low confidence, then
+//! code-only rules); the variants of [`Rule`] other than
+//! [`Rule::Data`] name the detectors whose checks are code in `detect` (Dify
+//! defaults, connection URLs, PEM blocks, JWTs, secret-named assignments, and the
+//! formats with context-dependent classification). Knows nothing about matching.
 
 use std::fmt;
+
+/// How sure a rule is that a match is a live secret.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Confidence {
+    /// A distinctive prefix, length and alphabet (and checksum where there is one).
+    High,
+    /// A distinctive shape that also occurs in non-secrets.
+    Medium,
+    /// A generic shape that counts only beside context words.
+    Low,
+}
+
+/// A checksum a format carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Checksum {
+    /// None.
+    None,
+    /// The last six characters are the base62 CRC32 of the thirty before them
+    /// (GitHub's and npm's token format).
+    Crc32Base62,
+}
+
+/// One rule from a rule file. See docs/scanner.md for the meaning of each field.
+#[derive(Debug)]
+pub struct RuleDef {
+    /// Stable id.
+    pub id: &'static str,
+    /// One line for humans.
+    pub name: &'static str,
+    /// The provider (one rule file per provider).
+    pub provider: &'static str,
+    /// The rule file.
+    pub file: &'static str,
+    /// Prefilter keywords.
+    pub keywords: &'static [&'static str],
+    /// Keywords are context words matched in any case.
+    pub ignore_case: bool,
+    /// A keyword counts only at the start of a token.
+    pub boundary: bool,
+    /// Lines searched on either side of the keyword's line.
+    pub window: u8,
+    /// The regex; the value is the named capture `secret`.
+    pub regex: &'static str,
+    /// Minimum Shannon entropy (bits per character) of the value after its prefix.
+    pub entropy: f64,
+    /// Character classes the value after its prefix must contain (1 lower, 2 upper,
+    /// 4 digit).
+    pub classes: u8,
+    /// Checksum.
+    pub checksum: Checksum,
+    /// Words (any case) of which one must occur within 1 KiB of the value.
+    pub context: &'static [&'static str],
+    /// Confidence.
+    pub confidence: Confidence,
+    /// Counts only in configuration files.
+    pub config_only: bool,
+    /// Runs only on files that are not configuration files (source code; the
+    /// secret-assignment engine rule covers configuration).
+    pub code_only: bool,
+    /// Examples that must be found (templates, see docs/scanner.md).
+    pub positive: &'static [&'static str],
+    /// Examples that must not be found.
+    pub negative: &'static [&'static str],
+}
+
+include!(concat!(env!("OUT_DIR"), "/data_rules.rs"));
 
 /// What kind of secret a finding is. The order is the reporting priority: when one
 /// value is found by several detectors, the earliest rule here names the finding.
@@ -65,13 +136,56 @@ pub enum Rule {
     MongoUrl,
     /// Signed JSON Web Token.
     Jwt,
+    /// A rule from a rule file: an index into [`DATA_RULES`], which `build.rs`
+    /// orders by confidence (high first), then file. Engine rules come first, so a
+    /// value both match keeps the engine rule's more specific checks.
+    Data(u16),
     /// A secret-named assignment (`*_PASSWORD=…`, `*_API_KEY: …`) in a config file.
     SecretAssignment,
 }
 
 impl Rule {
-    /// Every rule, in priority order.
-    pub const ALL: &'static [Rule] = &[
+    /// Every rule, in priority order: the engine rules with the data rules in
+    /// their place.
+    pub fn all() -> Vec<Rule> {
+        let mut out = Vec::new();
+        for r in Self::ENGINE {
+            out.push(*r);
+            if *r == Rule::Jwt {
+                out.extend((0..DATA_RULES.len()).map(|i| Rule::Data(i as u16)));
+            }
+        }
+        out
+    }
+
+    /// The rule file rule with this id.
+    pub fn data_by_id(id: &str) -> Option<Rule> {
+        DATA_RULES
+            .iter()
+            .position(|d| d.id == id)
+            .map(|i| Rule::Data(i as u16))
+    }
+
+    /// A rule for generic shapes (secret-named assignments, rule-file rules below
+    /// high confidence): lock files never yield these.
+    pub fn is_generic(self) -> bool {
+        match self {
+            Rule::SecretAssignment => true,
+            Rule::Data(_) => self.def().is_some_and(|d| d.confidence != Confidence::High),
+            _ => false,
+        }
+    }
+
+    /// The definition of a data rule.
+    pub fn def(self) -> Option<&'static RuleDef> {
+        match self {
+            Rule::Data(i) => DATA_RULES.get(usize::from(i)),
+            _ => None,
+        }
+    }
+
+    /// The rules whose checks are code, in priority order.
+    const ENGINE: &'static [Rule] = &[
         Rule::DifyDefault,
         Rule::OpenAi,
         Rule::Anthropic,
@@ -107,6 +221,7 @@ impl Rule {
     /// The stable id used in reports, baselines and SARIF.
     pub fn id(self) -> &'static str {
         match self {
+            Rule::Data(i) => DATA_RULES[usize::from(i)].id,
             Rule::DifyDefault => "dify-default-credential",
             Rule::OpenAi => "openai-api-key",
             Rule::Anthropic => "anthropic-api-key",
@@ -143,6 +258,7 @@ impl Rule {
     /// One line for humans.
     pub fn description(self) -> &'static str {
         match self {
+            Rule::Data(i) => DATA_RULES[usize::from(i)].name,
             Rule::DifyDefault => "Dify shipped default credential still in use",
             Rule::OpenAi => "OpenAI API key",
             Rule::Anthropic => "Anthropic API key",
@@ -189,10 +305,12 @@ mod tests {
 
     #[test]
     fn ids_are_unique_and_all_is_sorted() {
-        let mut ids: Vec<_> = Rule::ALL.iter().map(|r| r.id()).collect();
+        let all = Rule::all();
+        let mut ids: Vec<_> = all.iter().map(|r| r.id()).collect();
         ids.sort_unstable();
         ids.dedup();
-        assert_eq!(ids.len(), Rule::ALL.len());
-        assert!(Rule::ALL.windows(2).all(|w| w[0] < w[1]));
+        assert_eq!(ids.len(), all.len());
+        assert!(all.windows(2).all(|w| w[0] < w[1]));
+        assert!(DATA_RULES.len() >= 40, "{}", DATA_RULES.len());
     }
 }
