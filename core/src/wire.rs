@@ -93,6 +93,9 @@ pub struct PutSecret {
     /// Replaces the description when given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// Store a name from the dangerous-name table anyway (`BASH_ENV`, `LD_PRELOAD`…).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_dangerous_name: bool,
 }
 
 impl PutSecret {
@@ -104,6 +107,7 @@ impl PutSecret {
             value_base64: wire.value_base64,
             cas: None,
             description: None,
+            allow_dangerous_name: false,
         }
     }
 

@@ -12,6 +12,7 @@
 //! so that WAL snapshot upgrades never fail with `SQLITE_BUSY`.
 
 mod audit;
+pub mod bulk;
 mod users;
 
 pub use audit::{AuditRow, GENESIS_HASH};
