@@ -19,8 +19,10 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// Every subcommand.
+/// Every subcommand. Parsed once per process, so the size of `run`'s arguments does
+/// not matter.
 #[derive(Subcommand)]
+#[allow(clippy::large_enum_variant)]
 pub enum Command {
     /// Manage projects and their environments.
     #[command(subcommand)]
