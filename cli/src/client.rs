@@ -24,13 +24,15 @@ pub struct ClientConfig {
     pub connect_timeout: Duration,
     /// Whole-request timeout.
     pub timeout: Duration,
+    /// Allow plain HTTP to a host that is not loopback.
+    pub insecure_http: bool,
 }
 
 /// A failed API call.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     /// The server answered with an error.
-    #[error("server answered {status} {code}: {message}")]
+    #[error("server answered {status} {code}: {message}{}", hint(.code, *.retry_after))]
     Api {
         /// HTTP status.
         status: u16,
@@ -38,6 +40,8 @@ pub enum ClientError {
         code: String,
         /// Server message.
         message: String,
+        /// The server's `Retry-After`, in seconds.
+        retry_after: Option<u64>,
     },
     /// The server could not be reached (connection refused, DNS, TLS, timeout).
     #[error("cannot reach the envseal server at {addr}: {reason}")]
@@ -85,11 +89,7 @@ impl Client {
     /// Builds a client; loads the CA file if any.
     pub fn new(config: &ClientConfig) -> Result<Self, ClientError> {
         let base = config.addr.trim_end_matches('/').to_owned();
-        if !(base.starts_with("http://") || base.starts_with("https://")) {
-            return Err(ClientError::Config(format!(
-                "server address {base:?} must start with http:// or https://"
-            )));
-        }
+        check_address(&base, config.insecure_http)?;
         let mut builder = ureq::AgentBuilder::new()
             .timeout_connect(config.connect_timeout)
             .timeout(config.timeout)
@@ -132,17 +132,22 @@ impl Client {
         match result {
             Ok(r) => Ok(r),
             Err(ureq::Error::Status(status, response)) => {
+                let retry_after = response
+                    .header("retry-after")
+                    .and_then(|v| v.trim().parse::<u64>().ok());
                 let body: Option<ErrorBody> = response.into_json().ok();
                 Err(match body {
                     Some(b) => ClientError::Api {
                         status,
                         code: b.code,
                         message: b.message,
+                        retry_after,
                     },
                     None => ClientError::Api {
                         status,
                         code: "http_error".into(),
                         message: format!("HTTP {status}"),
+                        retry_after,
                     },
                 })
             }
@@ -189,6 +194,15 @@ impl Client {
         self.finish(self.request(method, path).send_json(body))
     }
 
+    /// `method path` without a body → JSON.
+    pub fn send_empty<T: DeserializeOwned>(
+        &self,
+        method: &str,
+        path: &str,
+    ) -> Result<T, ClientError> {
+        self.finish(self.request(method, path).call())
+    }
+
     /// `DELETE path`.
     pub fn delete(&self, path: &str) -> Result<(), ClientError> {
         let _: serde_json::Value = self.finish(self.request("DELETE", path).call())?;
@@ -196,7 +210,73 @@ impl Client {
     }
 }
 
+/// What the CLI adds to a server error: when to retry, and CLI spellings for fields
+/// the server names in its API terms.
+fn hint(code: &str, retry_after: Option<u64>) -> String {
+    let mut out = String::new();
+    if let Some(secs) = retry_after {
+        out.push_str(&format!(
+            " (retry after {})",
+            crate::duration::show(Duration::from_secs(secs.max(1)))
+        ));
+    }
+    if code == "mfa_required" || code == "mfa_invalid" {
+        out.push_str(" (pass the code with --totp)");
+    }
+    out
+}
+
+/// Accepts `http(s)://host[:port][/path]`; plain HTTP only to a loopback host
+/// unless `insecure_http`, because the bearer token would cross the network in clear.
+pub fn check_address(base: &str, insecure_http: bool) -> Result<(), ClientError> {
+    let url = url::Url::parse(base).map_err(|e| {
+        ClientError::Config(format!(
+            "the server address is not a URL ({e}); use e.g. https://envseal:8420"
+        ))
+    })?;
+    match url.scheme() {
+        "https" => {}
+        "http" => {
+            let loopback = match url.host() {
+                Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+                Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+                Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+                None => false,
+            };
+            if !loopback && !insecure_http {
+                return Err(ClientError::Config(format!(
+                    "refusing plain http:// to {}: the token would cross the network \
+                     unencrypted. Use https://, or pass --insecure-http (ENVSEAL_INSECURE_HTTP=1) \
+                     if this network is trusted",
+                    url.host_str().unwrap_or("")
+                )));
+            }
+        }
+        _ => {
+            return Err(ClientError::Config(
+                "the server address must start with http:// or https://".into(),
+            ))
+        }
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(ClientError::Config(
+            "the server address must not carry credentials; use ENVSEAL_TOKEN or --token-file"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
 fn transport_reason(t: &ureq::Transport) -> String {
+    // A TLS server answering a plain-HTTP request sends a TLS alert record
+    // (content type 21, version 3.x) where ureq expects a status line.
+    if t.kind() == ureq::ErrorKind::BadHeader || t.kind() == ureq::ErrorKind::BadStatus {
+        if let Some(m) = t.message() {
+            if m.contains("[21, 3,") {
+                return "this server speaks TLS; use https:// in --addr / ENVSEAL_ADDR".into();
+            }
+        }
+    }
     // ureq's Display includes the URL, which holds no secret; keep its kind and message.
     let mut reason = t.kind().to_string();
     if let Some(m) = t.message() {

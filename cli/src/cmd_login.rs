@@ -63,17 +63,14 @@ pub fn read_password_stdin() -> anyhow::Result<Zeroizing<String>> {
 }
 
 fn anonymous_client(global: &Global) -> anyhow::Result<Client> {
-    anyhow::ensure!(
-        global.timeout.is_finite() && global.timeout > 0.0,
-        "--timeout must be a positive number of seconds"
-    );
-    let timeout = Duration::from_secs_f64(global.timeout);
+    let timeout = global.timeout;
     Ok(Client::new(&ClientConfig {
         addr: global.addr.clone(),
         token: Zeroizing::new(String::new()),
         ca_cert: global.ca_cert.clone(),
         connect_timeout: timeout.min(Duration::from_secs(5)),
         timeout,
+        insecure_http: global.insecure_http,
     })?)
 }
 
@@ -138,14 +135,50 @@ pub fn logout(global: &Global) -> anyhow::Result<ExitCode> {
 }
 
 /// Prints who the token or session belongs to.
-pub fn whoami(global: &Global) -> anyhow::Result<ExitCode> {
+pub fn whoami(global: &Global, format: crate::output::FormatArg) -> anyhow::Result<ExitCode> {
+    use crate::output::{self, Format, Table};
     let me: WhoAmI = global.client()?.get("/v1/auth/me")?;
-    println!("{}\t{}", me.name, me.kind);
-    for r in me.roles {
-        println!("{}\t{}", r.project, r.role);
-    }
-    if me.mfa_enrolment_required {
-        println!("mfa enrolment required");
+    match format.get() {
+        Format::Json => output::print_json(&serde_json::json!({
+            "name": me.name,
+            "kind": me.kind,
+            "roles": me.roles.iter().map(|r| serde_json::json!({
+                "project": r.project, "role": r.role,
+            })).collect::<Vec<_>>(),
+            "mfa_enrolment_required": me.mfa_enrolment_required,
+        }))?,
+        Format::Table => {
+            let mut t = Table::new(&["NAME", "KIND", "PROJECT", "ROLE"]);
+            if me.roles.is_empty() {
+                t.row(vec![
+                    me.name.clone(),
+                    me.kind.clone(),
+                    "-".into(),
+                    "-".into(),
+                ]);
+            }
+            for r in &me.roles {
+                t.row(vec![
+                    me.name.clone(),
+                    me.kind.clone(),
+                    r.project.clone(),
+                    r.role.clone(),
+                ]);
+            }
+            output::print(&t.render())?;
+            if me.mfa_enrolment_required {
+                eprintln!("envseal: MFA enrolment required (envseal mfa enroll)");
+            }
+        }
+        Format::Tsv => {
+            println!("{}\t{}", me.name, me.kind);
+            for r in me.roles {
+                println!("{}\t{}", r.project, r.role);
+            }
+            if me.mfa_enrolment_required {
+                println!("mfa enrolment required");
+            }
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

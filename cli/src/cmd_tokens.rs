@@ -2,7 +2,8 @@
 
 use crate::client::seg;
 use crate::global::Global;
-use envseal_core::wire::{Access, CreateToken, CreatedToken, TokenList};
+use crate::output::{self, Format, FormatArg, Table};
+use envseal_core::wire::{Access, CreateToken, CreatedToken, TokenInfo, TokenList};
 use std::process::ExitCode;
 
 #[derive(clap::Subcommand)]
@@ -21,12 +22,24 @@ pub enum TokensCmd {
         /// Allow writes too.
         #[arg(long)]
         write: bool,
-        /// Lifetime in seconds.
-        #[arg(long)]
-        ttl: Option<i64>,
+        /// Lifetime (seconds, or 1h, 30m, 7d…).
+        #[arg(long, value_parser = crate::duration::parse, value_name = "DURATION")]
+        ttl: Option<std::time::Duration>,
     },
     /// List tokens (never their values).
-    List,
+    List {
+        #[command(flatten)]
+        format: FormatArg,
+    },
+    /// Replace a token: prints a new one (same name and scope) once; the old one keeps
+    /// working for the grace period, then stops.
+    Rotate {
+        /// Token id.
+        id: String,
+        /// How long the old token stays valid (0: it stops now; at most 30d).
+        #[arg(long, default_value = "1h", value_parser = parse_grace, value_name = "DURATION")]
+        grace: std::time::Duration,
+    },
     /// Revoke a token by id.
     Revoke {
         /// Token id.
@@ -52,7 +65,7 @@ pub fn run(global: &Global, cmd: TokensCmd) -> anyhow::Result<ExitCode> {
                     project,
                     environments,
                     access: if write { Access::Write } else { Access::Read },
-                    ttl_seconds: ttl,
+                    ttl_seconds: ttl.map(|d| i64::try_from(d.as_secs().max(1)).unwrap_or(i64::MAX)),
                 },
             )?;
             eprintln!(
@@ -62,26 +75,77 @@ pub fn run(global: &Global, cmd: TokensCmd) -> anyhow::Result<ExitCode> {
             // Explicitly requested output: the token goes to stdout only.
             println!("{}", created.token);
         }
-        TokensCmd::List => {
+        TokensCmd::List { format } => {
             let list: TokenList = client.get("/v1/tokens")?;
-            for t in list.tokens {
-                let state = if t.revoked_at.is_some() {
-                    "revoked"
-                } else if t.expires_at.is_some_and(|e| e <= now()) {
-                    "expired"
-                } else {
-                    "active"
-                };
-                println!(
-                    "{}\t{}\t{}\t{}\t{}\t{}",
-                    t.id,
-                    t.name,
-                    t.project.as_deref().unwrap_or("*"),
-                    t.environments.join(","),
-                    t.access,
-                    state
-                );
+            match format.get() {
+                Format::Json => output::print_json(&serde_json::json!({
+                    "tokens": list.tokens.iter().map(|t| serde_json::json!({
+                        "id": t.id,
+                        "name": t.name,
+                        "project": t.project,
+                        "environments": t.environments,
+                        "access": t.access,
+                        "state": token_state(t),
+                        "created_at": output::rfc3339(t.created_at),
+                        "expires_at": output::rfc3339_opt(t.expires_at),
+                        "revoked_at": output::rfc3339_opt(t.revoked_at),
+                    })).collect::<Vec<_>>(),
+                }))?,
+                Format::Table => {
+                    let mut table = Table::new(&[
+                        "ID",
+                        "NAME",
+                        "PROJECT",
+                        "ENVIRONMENTS",
+                        "ACCESS",
+                        "STATE",
+                        "EXPIRES",
+                    ]);
+                    for t in &list.tokens {
+                        table.row(vec![
+                            t.id.clone(),
+                            t.name.clone(),
+                            t.project.clone().unwrap_or_else(|| "*".into()),
+                            t.environments.join(","),
+                            t.access.clone(),
+                            token_state(t).into(),
+                            t.expires_at.map_or("never".into(), output::human_time),
+                        ]);
+                    }
+                    output::print(&table.render())?;
+                }
+                Format::Tsv => {
+                    for t in &list.tokens {
+                        println!(
+                            "{}\t{}\t{}\t{}\t{}\t{}",
+                            t.id,
+                            t.name,
+                            t.project.as_deref().unwrap_or("*"),
+                            t.environments.join(","),
+                            t.access,
+                            token_state(t)
+                        );
+                    }
+                }
             }
+        }
+        TokensCmd::Rotate { id, grace } => {
+            let created: CreatedToken = client.send(
+                "POST",
+                &format!("/v1/tokens/{}/rotate", seg(&id)),
+                &serde_json::json!({ "grace_seconds": grace.as_secs() }),
+            )?;
+            let until = if grace.is_zero() {
+                "now".to_owned()
+            } else {
+                format!("in {}", crate::duration::show(grace))
+            };
+            eprintln!(
+                "rotated token {id} ({}): the old token stops working {until}; the new \
+                 token {} is shown once, store it now:",
+                created.info.name, created.info.id
+            );
+            println!("{}", created.token);
         }
         TokensCmd::Revoke { id } => {
             client.delete(&format!("/v1/tokens/{}", seg(&id)))?;
@@ -89,6 +153,24 @@ pub fn run(global: &Global, cmd: TokensCmd) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A grace period: a duration, or `0` for none.
+fn parse_grace(s: &str) -> Result<std::time::Duration, String> {
+    if matches!(s.trim(), "0" | "0s") {
+        return Ok(std::time::Duration::ZERO);
+    }
+    crate::duration::parse(s)
+}
+
+fn token_state(t: &TokenInfo) -> &'static str {
+    if t.revoked_at.is_some() {
+        "revoked"
+    } else if t.expires_at.is_some_and(|e| e <= now()) {
+        "expired"
+    } else {
+        "active"
+    }
 }
 
 fn now() -> i64 {

@@ -4,6 +4,7 @@
 use crate::client::seg;
 use crate::cmd_login::read_password_stdin;
 use crate::global::Global;
+use crate::output::{self, Format, FormatArg, Table};
 use envseal_core::wire::{CreateUser, RoleGrant, SetPassword, SetRoles, UserInfo, UserList};
 use std::process::ExitCode;
 
@@ -25,7 +26,10 @@ pub enum UsersCmd {
         password_stdin: bool,
     },
     /// List users.
-    List,
+    List {
+        #[command(flatten)]
+        format: FormatArg,
+    },
     /// Show one user.
     Show {
         /// Login name.
@@ -64,16 +68,19 @@ pub enum UsersCmd {
     },
 }
 
-fn print_user(u: &UserInfo) {
-    let roles: Vec<String> = u
-        .roles
+fn roles_text(u: &UserInfo) -> String {
+    u.roles
         .iter()
         .map(|r| format!("{}:{}", r.project, r.role))
-        .collect();
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn print_user(u: &UserInfo) {
     println!(
         "{}\t{}\tmfa={}\t{}",
         u.username,
-        roles.join(","),
+        roles_text(u),
         if u.mfa { "on" } else { "off" },
         if u.locked { "locked" } else { "active" }
     );
@@ -111,10 +118,39 @@ pub fn run(global: &Global, cmd: UsersCmd) -> anyhow::Result<ExitCode> {
             )?;
             print_user(&u);
         }
-        UsersCmd::List => {
+        UsersCmd::List { format } => {
             let list: UserList = client.get("/v1/users")?;
-            for u in &list.users {
-                print_user(u);
+            match format.get() {
+                Format::Json => output::print_json(&serde_json::json!({
+                    "users": list.users.iter().map(|u| serde_json::json!({
+                        "id": u.id,
+                        "username": u.username,
+                        "roles": u.roles.iter().map(|r| serde_json::json!({
+                            "project": r.project, "role": r.role,
+                        })).collect::<Vec<_>>(),
+                        "mfa": u.mfa,
+                        "locked": u.locked,
+                        "created_at": output::rfc3339(u.created_at),
+                    })).collect::<Vec<_>>(),
+                }))?,
+                Format::Table => {
+                    let mut t = Table::new(&["USER", "ROLES", "MFA", "STATE", "CREATED"]);
+                    for u in &list.users {
+                        t.row(vec![
+                            u.username.clone(),
+                            roles_text(u),
+                            if u.mfa { "on" } else { "off" }.into(),
+                            if u.locked { "locked" } else { "active" }.into(),
+                            output::human_time(u.created_at),
+                        ]);
+                    }
+                    output::print(&t.render())?;
+                }
+                Format::Tsv => {
+                    for u in &list.users {
+                        print_user(u);
+                    }
+                }
             }
         }
         UsersCmd::Show { name } => {

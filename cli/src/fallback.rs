@@ -139,8 +139,8 @@ pub enum FallbackError {
     Tampered(PathBuf),
     /// Authenticated, but too old.
     #[error(
-        "fallback file {path} is stale: fetched {age:.1?} ago, older than \
-         --fallback-max-age ({max:?})"
+        "fallback file {path} is stale: fetched {} ago, older than \
+         --fallback-max-age {}", crate::duration::show(*.age), crate::duration::show(*.max)
     )]
     Stale {
         /// The file.

@@ -26,9 +26,20 @@ pub struct Global {
     /// Extra CA certificate (PEM) to trust, e.g. the server's self-signed one.
     #[arg(long, global = true, env = "ENVSEAL_CA_CERT")]
     pub ca_cert: Option<PathBuf>,
-    /// Request timeout in seconds.
-    #[arg(long, global = true, env = "ENVSEAL_TIMEOUT", default_value_t = 10.0)]
-    pub timeout: f64,
+    /// Request timeout (seconds, or 500ms, 30s, 2m…).
+    #[arg(
+        long,
+        global = true,
+        env = "ENVSEAL_TIMEOUT",
+        default_value = "10",
+        value_parser = crate::duration::parse,
+        value_name = "DURATION"
+    )]
+    pub timeout: Duration,
+    /// Allow plain http:// to a server that is not on this machine (the token then
+    /// crosses the network unencrypted).
+    #[arg(long, global = true, env = "ENVSEAL_INSECURE_HTTP")]
+    pub insecure_http: bool,
 }
 
 /// Which environment a command works on.
@@ -73,17 +84,14 @@ impl Global {
 
     /// Client settings.
     pub fn client_config(&self) -> anyhow::Result<ClientConfig> {
-        anyhow::ensure!(
-            self.timeout.is_finite() && self.timeout > 0.0,
-            "--timeout must be a positive number of seconds"
-        );
-        let timeout = Duration::from_secs_f64(self.timeout);
+        let timeout = self.timeout;
         Ok(ClientConfig {
             addr: self.addr.clone(),
             token: self.token()?,
             ca_cert: self.ca_cert.clone(),
             connect_timeout: timeout.min(Duration::from_secs(5)),
             timeout,
+            insecure_http: self.insecure_http,
         })
     }
 

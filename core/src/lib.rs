@@ -12,5 +12,5 @@ pub mod name;
 pub mod value;
 pub mod wire;
 
-pub use name::{validate_env_var_name, validate_slug, NameError};
+pub use name::{check_deliverable, validate_env_var_name, validate_slug, NameError};
 pub use value::{SecretValue, WireValue, WireValueError, MAX_VALUE_BYTES};

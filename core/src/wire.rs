@@ -97,6 +97,9 @@ pub struct PutSecret {
     /// (`${NAME}`, `${NAME|urlencode}`, `$$`), resolved in the export.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub derived: Option<bool>,
+    /// Store a name from the dangerous-name table anyway (`BASH_ENV`, `LD_PRELOAD`…).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_dangerous_name: bool,
 }
 
 impl PutSecret {
@@ -109,6 +112,7 @@ impl PutSecret {
             cas: None,
             description: None,
             derived: None,
+            allow_dangerous_name: false,
         }
     }
 

@@ -37,12 +37,12 @@ pub struct RunArgs {
     /// (implies --supervise).
     #[arg(long)]
     watch: bool,
-    /// Seconds between polls with --watch.
-    #[arg(long, default_value_t = 30.0, value_name = "SECONDS")]
-    watch_interval: f64,
-    /// Seconds between SIGTERM and SIGKILL when --watch stops the old command.
-    #[arg(long, default_value_t = 10.0, value_name = "SECONDS")]
-    stop_timeout: f64,
+    /// Time between polls with --watch (seconds, or 30s, 5m…).
+    #[arg(long, default_value = "30", value_parser = crate::duration::parse, value_name = "DURATION")]
+    watch_interval: Duration,
+    /// Time between SIGTERM and SIGKILL when --watch stops the old command.
+    #[arg(long, default_value = "10", value_parser = crate::duration::parse, value_name = "DURATION")]
+    stop_timeout: Duration,
     /// Deliver NAME as a 0400 file at PATH instead of an environment variable
     /// (repeatable). The directory must be on tmpfs.
     #[arg(long = "file", value_name = "NAME=PATH")]
@@ -60,6 +60,14 @@ pub struct RunArgs {
     /// Deliver only these secrets (comma-separated, repeatable).
     #[arg(long, value_delimiter = ',', value_name = "NAMES")]
     only: Vec<String>,
+    /// Deliver these secrets even though their names change how programs start
+    /// (BASH_ENV, LD_PRELOAD, PATH…; comma-separated, repeatable).
+    #[arg(long, value_delimiter = ',', value_name = "NAMES")]
+    allow_name: Vec<String>,
+    /// Pass these inherited ENVSEAL_* settings to the command (by default it gets
+    /// none; ENVSEAL_TOKEN and ENVSEAL_FALLBACK_PASSPHRASE never; comma-separated).
+    #[arg(long, value_delimiter = ',', value_name = "NAMES")]
+    pass_env: Vec<String>,
     /// Prepend PREFIX to every delivered variable name.
     #[arg(long)]
     prefix: Option<String>,
@@ -72,20 +80,20 @@ pub struct RunArgs {
     /// Attempts after the first when the server is unreachable.
     #[arg(long, default_value_t = 3)]
     retries: u32,
-    /// Give up on the server after this many seconds in total (all attempts).
-    #[arg(long, default_value_t = 15.0, value_name = "SECONDS")]
-    total_timeout: f64,
+    /// Give up on the server after this long in total (all attempts).
+    #[arg(long, default_value = "15", value_parser = crate::duration::parse, value_name = "DURATION")]
+    total_timeout: Duration,
     /// Encrypted fallback file, written after each fetch and read when the server is
     /// unreachable. Put it on a mounted volume.
     #[arg(long, env = "ENVSEAL_FALLBACK_PATH", value_name = "PATH")]
     fallback_path: Option<PathBuf>,
-    /// Oldest fallback file accepted: seconds, or with a unit (90s, 30m, 24h, 7d).
+    /// Oldest fallback file accepted (seconds, or 90s, 30m, 24h, 7d).
     #[arg(
         long,
         env = "ENVSEAL_FALLBACK_MAX_AGE",
         default_value = "24h",
-        value_parser = parse_duration,
-        value_name = "AGE"
+        value_parser = crate::duration::parse,
+        value_name = "DURATION"
     )]
     fallback_max_age: Duration,
     /// Do not contact the server; start from the fallback file.
@@ -132,6 +140,7 @@ const EXIT_CANNOT_EXEC: u8 = 126;
 
 /// Runs `envseal run`.
 pub fn run(global: &Global, args: RunArgs) -> anyhow::Result<ExitCode> {
+    sys::capture_inherited();
     let config = Config::resolve(global, args)?;
     let early = if config.supervise && !config.dry_run {
         Some(supervise::EarlyStop::install()?)
@@ -172,6 +181,8 @@ pub(crate) struct Config {
     pub(crate) require: Vec<String>,
     pub(crate) only: Vec<String>,
     pub(crate) prefix: String,
+    pub(crate) allow_names: Vec<String>,
+    pub(crate) pass_env: Vec<String>,
     pub(crate) dry_run: bool,
     pub(crate) quiet: bool,
     pub(crate) retries: u32,
@@ -187,16 +198,8 @@ pub(crate) struct Config {
 
 impl Config {
     fn global_timeout(&self) -> Duration {
-        Duration::from_secs_f64(self.global.timeout)
+        self.global.timeout
     }
-}
-
-fn seconds(flag: &str, s: f64) -> anyhow::Result<Duration> {
-    anyhow::ensure!(
-        s.is_finite() && s > 0.0,
-        "{flag} must be a positive number of seconds"
-    );
-    Ok(Duration::from_secs_f64(s))
 }
 
 fn check_name(what: &str, name: &str) -> anyhow::Result<()> {
@@ -231,6 +234,20 @@ impl Config {
         }
         for name in a.require.iter().chain(&a.only) {
             check_name("--require/--only", name)?;
+        }
+        for name in &a.allow_name {
+            check_name("--allow-name", name)?;
+        }
+        for name in &a.pass_env {
+            check_name("--pass-env", name)?;
+            anyhow::ensure!(
+                name.starts_with(envseal_core::name::RESERVED_PREFIX),
+                "--pass-env {name}: only ENVSEAL_* settings are held back; others pass anyway"
+            );
+            anyhow::ensure!(
+                !plan::NEVER_PASSED.contains(&name.as_str()),
+                "--pass-env {name}: the launcher's credentials never reach the command"
+            );
         }
         let prefix = a.prefix.unwrap_or_default();
         if !prefix.is_empty() {
@@ -286,18 +303,20 @@ impl Config {
             override_existing: a.override_existing,
             supervise: a.supervise || a.watch || pid1,
             watch: a.watch,
-            watch_interval: seconds("--watch-interval", a.watch_interval)?,
-            stop_timeout: seconds("--stop-timeout", a.stop_timeout)?,
+            watch_interval: a.watch_interval,
+            stop_timeout: a.stop_timeout,
             files,
             mount: a.mount,
             allow_non_tmpfs: a.allow_non_tmpfs,
             require: a.require,
             only: a.only,
             prefix,
+            allow_names: a.allow_name,
+            pass_env: a.pass_env,
             dry_run: a.dry_run,
             quiet: a.quiet,
             retries: a.retries,
-            total_timeout: seconds("--total-timeout", a.total_timeout)?,
+            total_timeout: a.total_timeout,
             fallback,
             fallback_max_age: a.fallback_max_age,
             fallback_only: a.fallback_only,
@@ -309,28 +328,6 @@ impl Config {
     }
 }
 
-/// `90`, `90s`, `30m`, `24h`, `7d`.
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let (num, unit) = match s.find(|c: char| !c.is_ascii_digit()) {
-        Some(i) => s.split_at(i),
-        None => (s, "s"),
-    };
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration like 90, 90s, 30m, 24h or 7d"))?;
-    let mult = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        _ => return Err(format!("{s:?}: unknown unit {unit:?} (use s, m, h or d)")),
-    };
-    n.checked_mul(mult)
-        .map(Duration::from_secs)
-        .ok_or_else(|| format!("{s:?} is too long"))
-}
-
 /// Constant-time equality for secret bytes.
 pub(crate) fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     subtle::ConstantTimeEq::ct_eq(a, b).into()
@@ -339,15 +336,6 @@ pub(crate) fn ct_eq(a: &[u8], b: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("90"), Ok(Duration::from_secs(90)));
-        assert_eq!(parse_duration("30m"), Ok(Duration::from_secs(1800)));
-        assert_eq!(parse_duration("7d"), Ok(Duration::from_secs(604_800)));
-        assert!(parse_duration("1w").is_err());
-        assert!(parse_duration("").is_err());
-    }
 
     #[test]
     fn constant_time_equality() {

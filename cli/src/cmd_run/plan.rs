@@ -15,8 +15,20 @@ use std::io::Write as _;
 use std::os::unix::ffi::{OsStrExt as _, OsStringExt as _};
 use std::path::PathBuf;
 
-/// Variables the launcher removes from the child's environment: its own credentials.
-const SCRUBBED: &[&str] = &["ENVSEAL_TOKEN", "ENVSEAL_FALLBACK_PASSPHRASE"];
+/// The launcher's own credentials: never passed to the child, even with --pass-env.
+pub(crate) const NEVER_PASSED: &[&str] = &["ENVSEAL_TOKEN", "ENVSEAL_FALLBACK_PASSPHRASE"];
+
+/// Whether an inherited variable reaches the child: the launcher's own `ENVSEAL_*`
+/// settings only when named with `--pass-env`, its credentials never.
+fn inherited_passes(config: &Config, key: &OsStr) -> bool {
+    let Some(key) = key.to_str() else {
+        return true;
+    };
+    if !key.starts_with(envseal_core::name::RESERVED_PREFIX) {
+        return true;
+    }
+    !NEVER_PASSED.contains(&key) && config.pass_env.iter().any(|p| p == key)
+}
 
 /// A value to deliver as a file.
 pub struct SecretFile {
@@ -96,26 +108,50 @@ pub(crate) fn build(config: &Config, export: &EnvironmentExport) -> anyhow::Resu
             .with_context(|| format!("secret {name} in {where_} is malformed"))?;
         fetched.insert(name.clone(), (value, Origin::Envseal));
     }
+    let unknown = |flag: &str, names: &[String]| -> anyhow::Result<()> {
+        let missing: Vec<&str> = names
+            .iter()
+            .filter(|n| !fetched.contains_key(*n))
+            .map(String::as_str)
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let hints: Vec<String> = missing
+            .iter()
+            .filter_map(|m| {
+                crate::suggest::closest(m, fetched.keys().map(String::as_str))
+                    .map(|s| format!("{m}: did you mean {s}?"))
+            })
+            .collect();
+        let what = if flag == "--require" {
+            "required secrets missing from"
+        } else {
+            "--only names secrets missing from"
+        };
+        let mut msg = format!("{what} {where_}: {}", missing.join(", "));
+        if !hints.is_empty() {
+            msg.push_str(" (");
+            msg.push_str(&hints.join("; "));
+            msg.push(')');
+        }
+        anyhow::bail!(msg)
+    };
+    unknown("--only", &config.only)?;
+    unknown("--require", &config.require)?;
     if !config.only.is_empty() {
         fetched.retain(|name, _| config.only.contains(name));
     }
     for name in fetched.keys() {
-        anyhow::ensure!(
-            !format!("{}{name}", config.prefix).starts_with("ENVSEAL_"),
-            "secret {name} collides with the launcher's own ENVSEAL_* settings"
-        );
+        let target = format!("{}{name}", config.prefix);
+        let allowed = config.allow_names.iter().any(|a| *a == target || a == name);
+        envseal_core::check_deliverable(&target, allowed).map_err(|e| match e {
+            envseal_core::NameError::Dangerous { .. } => {
+                anyhow::anyhow!("{e} (--allow-name {target})")
+            }
+            e => anyhow::anyhow!("{e}; rename the secret in {where_}"),
+        })?;
     }
-    let missing: Vec<&str> = config
-        .require
-        .iter()
-        .filter(|n| !fetched.contains_key(*n))
-        .map(String::as_str)
-        .collect();
-    anyhow::ensure!(
-        missing.is_empty(),
-        "required secrets missing from {where_}: {}",
-        missing.join(", ")
-    );
     for (name, _) in &config.files {
         anyhow::ensure!(
             fetched.contains_key(name),
@@ -134,7 +170,7 @@ pub(crate) fn build(config: &Config, export: &EnvironmentExport) -> anyhow::Resu
     }
 
     let mut env: BTreeMap<OsString, (OsString, Origin)> = std::env::vars_os()
-        .filter(|(k, _)| !SCRUBBED.iter().any(|s| k == OsStr::new(s)))
+        .filter(|(k, _)| inherited_passes(config, k))
         .map(|(k, v)| (k, (v, Origin::Inherited)))
         .collect();
     let mut files: Vec<SecretFile> = Vec::new();

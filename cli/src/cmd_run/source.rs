@@ -138,7 +138,10 @@ pub(crate) fn load(config: &Config) -> anyhow::Result<Loaded> {
                 std::thread::sleep(backoff.min(remaining));
                 backoff = (backoff * 2).min(Duration::from_secs(2));
             }
-            Err(err) => return Err(err.into()),
+            Err(err) => {
+                forget_fallback_if_refused(config, &err);
+                return Err(err.into());
+            }
         }
     };
     let waited = start.elapsed().as_secs_f64();
@@ -157,6 +160,37 @@ pub(crate) fn load(config: &Config) -> anyhow::Result<Loaded> {
             }
             anyhow::bail!("{unreachable}; refusing the fallback: {err:#}")
         }
+    }
+}
+
+/// When the server refuses the token (401: revoked, expired or unknown; 403: no
+/// longer allowed here), the fallback file it protected is deleted, so a later outage
+/// cannot start from it.
+fn forget_fallback_if_refused(config: &Config, err: &ClientError) {
+    let refused = matches!(
+        err,
+        ClientError::Api {
+            status: 401 | 403,
+            ..
+        }
+    );
+    let Some(path) = config.fallback.as_deref() else {
+        return;
+    };
+    if !refused {
+        return;
+    }
+    match std::fs::remove_file(path) {
+        Ok(()) => eprintln!(
+            "envseal: the server refused the token; deleted the fallback file {}",
+            path.display()
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => eprintln!(
+            "envseal: warning: the server refused the token but the fallback file {} \
+             could not be deleted: {e}",
+            path.display()
+        ),
     }
 }
 

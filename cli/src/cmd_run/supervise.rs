@@ -56,6 +56,7 @@ fn command(spec: &ChildSpec) -> Command {
     cmd.args(&spec.args)
         .env_clear()
         .envs(spec.env.iter().cloned());
+    sys::restore_inherited(&mut cmd);
     cmd
 }
 

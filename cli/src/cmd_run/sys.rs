@@ -117,3 +117,67 @@ mod tests {
         }
     }
 }
+
+/// Signal dispositions the launcher inherited: the ignored signals and the blocked
+/// mask, recorded before it installs any handler.
+struct Inherited {
+    ignored: Vec<i32>,
+    mask: libc::sigset_t,
+}
+
+static INHERITED: std::sync::OnceLock<Inherited> = std::sync::OnceLock::new();
+
+/// Records which signals were ignored and which were blocked when the launcher
+/// started. Call before installing any handler; later calls change nothing.
+pub(crate) fn capture_inherited() {
+    INHERITED.get_or_init(|| {
+        let mut ignored = Vec::new();
+        let all = (1..32).chain(realtime_signals());
+        for sig in all {
+            if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+                continue;
+            }
+            // SAFETY: a null `act` only queries; `old` is a valid, writable sigaction.
+            let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
+            let rc = unsafe { libc::sigaction(sig, std::ptr::null(), &mut old) };
+            if rc == 0 && old.sa_sigaction == libc::SIG_IGN {
+                ignored.push(sig);
+            }
+        }
+        // SAFETY: a null `set` only queries the calling thread's mask into `mask`.
+        let mut mask: libc::sigset_t = unsafe { std::mem::zeroed() };
+        unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, std::ptr::null(), &mut mask) };
+        Inherited { ignored, mask }
+    });
+}
+
+/// Makes `cmd`'s process start with the dispositions the launcher inherited (as exec
+/// would have): the ignored signals ignored again and the inherited mask, instead of
+/// the defaults the standard library resets to. SIGPIPE is left as the standard
+/// library sets it, because its inherited state is lost before `main`.
+pub(crate) fn restore_inherited(cmd: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt as _;
+    let Some(inherited) = INHERITED.get() else {
+        return;
+    };
+    let ignored: Vec<i32> = inherited
+        .ignored
+        .iter()
+        .copied()
+        .filter(|s| *s != libc::SIGPIPE)
+        .collect();
+    let mask = inherited.mask;
+    // SAFETY: the closure runs between fork and exec and calls only signal(2) and
+    // sigprocmask(2), which are async-signal-safe; it allocates nothing.
+    unsafe {
+        cmd.pre_exec(move || {
+            for &sig in &ignored {
+                libc::signal(sig, libc::SIG_IGN);
+            }
+            if libc::sigprocmask(libc::SIG_SETMASK, &mask, std::ptr::null_mut()) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}

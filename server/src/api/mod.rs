@@ -8,11 +8,14 @@
 mod admins;
 mod audit;
 mod auth;
+mod delete;
 mod error;
 mod extract;
 mod leaks;
+mod metadata;
 mod openapi;
 mod projects;
+mod rotate;
 mod rotation;
 mod secrets;
 mod tokens;
@@ -138,17 +141,22 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/readyz", get(readyz))
         .route("/v1/openapi.json", get(openapi_json))
         .route("/v1/projects", get(projects::list).post(projects::create))
-        .route("/v1/projects/{project}", get(projects::show))
+        .route(
+            "/v1/projects/{project}",
+            get(projects::show).delete(delete::project),
+        )
         .route(
             "/v1/projects/{project}/environments",
             get(projects::list_environments).post(projects::create_environment),
         )
+        .route(env, axum::routing::delete(delete::environment))
         .route(&format!("{env}/export"), get(secrets::export))
         .route(&format!("{env}/secrets"), get(secrets::list))
         .route(
             &secret,
             get(secrets::get).put(secrets::put).delete(secrets::delete),
         )
+        .route(&format!("{secret}/meta"), get(metadata::get))
         .route(&format!("{secret}/versions"), get(secrets::versions))
         .route(&format!("{secret}/rollback"), post(secrets::rollback))
         .route(&format!("{secret}/undelete"), post(secrets::undelete))
@@ -156,6 +164,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/v1/tokens", get(tokens::list).post(tokens::create))
         .route("/v1/leaks/check", post(leaks::check))
         .route("/v1/tokens/{id}", axum::routing::delete(tokens::revoke))
+        .route("/v1/tokens/{id}/rotate", post(rotate::rotate))
         .route("/v1/auth/login", post(auth::login))
         .route("/v1/auth/logout", post(auth::logout))
         .route("/v1/auth/me", get(auth::me))
@@ -287,8 +296,8 @@ async fn readyz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
         projects::list, projects::create, projects::show,
         projects::list_environments, projects::create_environment,
         secrets::export, secrets::list, secrets::get, secrets::put, secrets::delete,
-        secrets::versions, secrets::rollback, secrets::undelete, secrets::destroy,
-        tokens::list, tokens::create, tokens::revoke, leaks::check,
+        secrets::versions, secrets::rollback, secrets::undelete, secrets::destroy, metadata::get,
+        tokens::list, tokens::create, tokens::revoke, rotate::rotate, delete::project, delete::environment, leaks::check,
         auth::login, auth::logout, auth::me, auth::change_password,
         auth::mfa_enroll, auth::mfa_confirm, auth::mfa_disable,
         users::list, users::create, users::show, users::delete, users::set_roles,

@@ -65,17 +65,15 @@ pub(super) async fn environment(
     permission: Permission,
 ) -> Result<EnvRow, ApiError> {
     authorize(state, auth, project, env, permission).await?;
-    state
-        .store
-        .environment(project, env)
-        .await
-        .map_err(|e| match e {
-            crate::store::StoreError::NotFound => ApiError::NotFound("environment"),
-            e => e.into(),
-        })
+    match state.store.environment(project, env).await {
+        Err(crate::store::StoreError::NotFound) => {
+            Err(super::metadata::environment_not_found(state, project).await)
+        }
+        other => other.map_err(Into::into),
+    }
 }
 
-fn meta_wire(s: SecretRow) -> SecretMeta {
+pub(super) fn meta_wire(s: SecretRow) -> SecretMeta {
     SecretMeta {
         name: s.name,
         version: s.current_version,
@@ -232,7 +230,7 @@ pub(super) async fn put(
     Path((project, env, name)): Path<(String, String, String)>,
     Body(req): Body<PutSecret>,
 ) -> Result<Json<SecretMeta>, ApiError> {
-    validate_env_var_name(&name)?;
+    envseal_core::check_deliverable(&name, req.allow_dangerous_name)?;
     let env = environment(&state, &auth, &project, &env, Permission::Write).await?;
     let value = req
         .decode_value()

@@ -40,7 +40,7 @@ fn manages_any(auth: &Auth) -> bool {
 }
 
 /// Whether the caller may manage this token.
-fn manages(auth: &Auth, t: &TokenRow) -> bool {
+pub(super) fn manages(auth: &Auth, t: &TokenRow) -> bool {
     auth.0.is_admin()
         || t.project_name
             .as_deref()

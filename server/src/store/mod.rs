@@ -15,6 +15,7 @@ mod audit;
 pub mod lock;
 mod rotation;
 mod kek;
+pub mod bulk;
 mod users;
 
 pub use audit::{AuditRow, GENESIS_HASH};
