@@ -357,6 +357,7 @@ mod tests {
             .copied()
             .filter(|(n, _)| *n != "SECRET_KEY")
             .collect();
+        pairs.push(("VECTOR_STORE", "qdrant"));
         pairs.push(("QDRANT_API_KEY", "difyai123456"));
         for (n, v) in pairs.iter_mut() {
             if *n == "SANDBOX_API_KEY" {

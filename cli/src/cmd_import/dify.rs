@@ -217,13 +217,26 @@ pub fn sanitise(
     if drop.is_empty() {
         return None;
     }
+    let lines: Vec<&str> = text.split_inclusive('\n').collect();
+    let last_of: BTreeMap<usize, usize> = entries
+        .iter()
+        .map(|e| (e.first_line, e.last_line))
+        .collect();
     let mut out = String::with_capacity(text.len());
-    for (i, line) in text.split_inclusive('\n').enumerate() {
+    for (i, line) in lines.iter().enumerate() {
         match drop.get(&i) {
             None => out.push_str(line),
             Some(None) => {}
             Some(Some(key)) => {
-                let ending = if line.ends_with("\r\n") { "\r\n" } else { "\n" };
+                // The statement's own line end (that of its last line).
+                let last = lines[last_of.get(&i).copied().unwrap_or(i).min(lines.len() - 1)];
+                let ending = if last.ends_with("\r\n") {
+                    "\r\n"
+                } else if last.ends_with('\n') {
+                    "\n"
+                } else {
+                    ""
+                };
                 out.push_str(&format!("# {key}: stored in envseal ({to}){ending}"));
             }
         }
