@@ -44,9 +44,11 @@ pub fn now() -> i64 {
 }
 
 /// Opens the store and the key provider and proves the master key opens the
-/// database's check record. The part of starting that offline commands share.
+/// database's check record. The part of starting that offline commands share; only a
+/// serving process (`exclusive`) takes the SQLite data-directory lock.
 pub(crate) async fn open(
     args: &ServerArgs,
+    exclusive: bool,
 ) -> anyhow::Result<(config::Resolved, Arc<store::Store>, secrets::Secrets)> {
     let resolved = args.resolve()?;
     metrics::configure(args.metrics_token()?);
@@ -55,9 +57,14 @@ pub(crate) async fn open(
             .with_context(|| format!("creating data directory {}", dir.display()))?;
         restrict_dir(dir);
     }
+    let url = resolved.database_url.expose();
+    let connected = if exclusive {
+        store::Store::connect(url).await
+    } else {
+        store::Store::connect_beside_server(url).await
+    };
     let store = Arc::new(
-        store::Store::connect(resolved.database_url.expose())
-            .await
+        connected
             .map_err(|e| {
                 anyhow::anyhow!(
                     "opening database {}: {}",
@@ -75,7 +82,7 @@ pub(crate) async fn open(
 /// Opens the store and key provider, verifies the master key, and makes sure an admin
 /// token exists. Everything the router needs, ready to serve.
 pub async fn prepare(args: &ServerArgs) -> anyhow::Result<Arc<api::AppState>> {
-    let (resolved, store, secrets) = open(args).await?;
+    let (resolved, store, secrets) = open(args, true).await?;
     let filled = secrets.backfill_fingerprints().await?;
     if filled > 0 {
         tracing::info!(

@@ -268,6 +268,14 @@ impl From<envseal_core::NameError> for ApiError {
                 format!("{kind} name is longer than {max} characters")
             }
             NameError::Invalid { kind, rule, .. } => format!("{kind} name is invalid: {rule}"),
+            NameError::Reserved { kind, .. } => format!(
+                "{kind} name is reserved: names starting with {} are envseal's own settings",
+                envseal_core::name::RESERVED_PREFIX
+            ),
+            NameError::Dangerous { kind, why, .. } => format!(
+                "{kind} name is refused: that variable means {why}; set allow_dangerous_name \
+                 to store it anyway"
+            ),
         };
         ApiError::bad_request("invalid_name", message)
     }

@@ -42,7 +42,7 @@ async fn recover(args: &ServerArgs, name: &str) -> anyhow::Result<ExitCode> {
             );
         }
     }
-    let (_, store, _secrets) = crate::open(args).await?;
+    let (_, store, _secrets) = crate::open(args, false).await?;
     if store.meta_get("bootstrapped").await?.is_none() {
         anyhow::bail!(
             "{} holds no envseal deployment yet: start the server once instead",

@@ -49,7 +49,7 @@ pub enum KekCommand {
 pub async fn run(args: ServerArgs, command: KekCommand) -> anyhow::Result<ExitCode> {
     let resolved = args.resolve()?;
     let store = Arc::new(
-        crate::store::Store::connect(&resolved.database_url)
+        crate::store::Store::connect_beside_server(resolved.database_url.expose())
             .await
             .with_context(|| format!("opening database {}", resolved.database_display))?,
     );

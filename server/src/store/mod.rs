@@ -311,8 +311,20 @@ fn checkpointer(pool: AnyPool) -> tokio::task::AbortHandle {
 }
 
 impl Store {
-    /// Connects and applies migrations.
+    /// Connects and applies migrations, holding the data-directory lock on SQLite: this
+    /// process is the one server of that database.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        Self::open(url, true).await
+    }
+
+    /// Connects beside a running server, without its lock: for maintenance commands
+    /// built to run online (`kek rotate`, `admin recover`). Their writes are ordinary
+    /// transactions, so SQLite's own locking orders them with the server's.
+    pub async fn connect_beside_server(url: &str) -> Result<Self, StoreError> {
+        Self::open(url, false).await
+    }
+
+    async fn open(url: &str, exclusive: bool) -> Result<Self, StoreError> {
         sqlx::any::install_default_drivers();
         let backend = if url.starts_with("sqlite:") {
             Backend::Sqlite
@@ -323,10 +335,10 @@ impl Store {
         };
         // Before any connection: a second server must not even run migrations.
         let data_lock = match backend {
-            Backend::Sqlite => lock::sqlite_path(url)
+            Backend::Sqlite if exclusive => lock::sqlite_path(url)
                 .map(|db| lock::acquire(&db))
                 .transpose()?,
-            Backend::Postgres => None,
+            Backend::Sqlite | Backend::Postgres => None,
         };
         let options = AnyConnectOptions::from_str(url)?;
         let pool = AnyPoolOptions::new()
