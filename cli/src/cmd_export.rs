@@ -92,7 +92,7 @@ pub fn run(global: &Global, args: ExportArgs) -> anyhow::Result<ExitCode> {
         }
         Format::K8sSecret | Format::ExternalSecret | Format::K8sSecretDouban => {
             let mut map = std::collections::BTreeMap::new();
-            for (name, wire) in &export.secrets {
+            for (name, wire) in selected {
                 let value = wire.decode()?;
                 let text = value.as_str().with_context(|| {
                     format!("{name} is binary; Kubernetes stringData carries text values only")
@@ -106,7 +106,11 @@ pub fn run(global: &Global, args: ExportArgs) -> anyhow::Result<ExitCode> {
                     crate::export_k8s::external_secrets(&map, None, crate::export_k8s::SECRET_STORE)
                 }
             };
-            out.write_all(yaml.as_bytes())?;
+            let yaml = Zeroizing::new(yaml);
+            for text in map.values_mut() {
+                text.zeroize();
+            }
+            rendered.extend_from_slice(yaml.as_bytes());
         }
         Format::Env => {
             for (name, wire) in selected {
