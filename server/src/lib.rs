@@ -63,16 +63,13 @@ pub(crate) async fn open(
     } else {
         store::Store::connect_beside_server(url).await
     };
-    let store = Arc::new(
-        connected
-            .map_err(|e| {
-                anyhow::anyhow!(
-                    "opening database {}: {}",
-                    resolved.database_display,
-                    resolved.database_url.scrub(&e.to_string())
-                )
-            })?,
-    );
+    let store = Arc::new(connected.map_err(|e| {
+        anyhow::anyhow!(
+            "opening database {}: {}",
+            resolved.database_display,
+            resolved.database_url.scrub(&e.to_string())
+        )
+    })?);
     let keys = open_keys(args, &resolved, &store, None).await?;
     let secrets = secrets::Secrets::new(store.clone(), keys, args.keep_versions);
     secrets.verify_master_key().await?;

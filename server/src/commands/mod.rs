@@ -4,8 +4,8 @@
 //! [`ServerArgs`] as the server, so it opens the same database and key provider.
 //! `envseal-server` with no subcommand serves; so does `envseal-server serve`.
 
-pub mod backup;
 pub mod admin;
+pub mod backup;
 pub mod healthcheck;
 pub mod kek;
 

@@ -12,15 +12,15 @@
 //! so that WAL snapshot upgrades never fail with `SQLITE_BUSY`.
 
 mod audit;
+pub mod bulk;
+mod kek;
 pub mod lock;
 mod rotation;
-mod kek;
-pub mod bulk;
 mod users;
 
 pub use audit::{AuditRow, GENESIS_HASH};
-pub use rotation::{Finish, FinishWrite, NewRotation, PolicyRow, RotationRow};
 pub use kek::{KekJob, Rewrap, WrappedPlace, WrappedRow};
+pub use rotation::{Finish, FinishWrite, NewRotation, PolicyRow, RotationRow};
 pub use users::{RoleRow, SessionRow, UserRow};
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
