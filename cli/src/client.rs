@@ -270,13 +270,8 @@ pub fn check_address(base: &str, insecure_http: bool) -> Result<(), ClientError>
 fn transport_reason(t: &ureq::Transport) -> String {
     // A TLS server answering a plain-HTTP request sends a TLS alert record
     // (content type 21, version 3.x) where ureq expects a status line.
-    if t.kind() == ureq::ErrorKind::BadHeader || t.kind() == ureq::ErrorKind::BadStatus {
-        if let Some(m) = t.message() {
-            if m.contains("[21, 3,") {
-                return "this server speaks TLS; use https:// in --addr / ENVSEAL_ADDR".into();
-            }
-        }
-    }
+    // ureq reports it as a bad header or status line, or as a network error whose
+    // source carries the bytes, so the whole reason is looked at.
     // ureq's Display includes the URL, which holds no secret; keep its kind and message.
     let mut reason = t.kind().to_string();
     if let Some(m) = t.message() {
@@ -286,6 +281,9 @@ fn transport_reason(t: &ureq::Transport) -> String {
     if let Some(src) = std::error::Error::source(t) {
         reason.push_str(": ");
         reason.push_str(&src.to_string());
+    }
+    if reason.contains("[21, 3,") {
+        return "this server speaks TLS; use https:// in --addr / ENVSEAL_ADDR".into();
     }
     reason
 }

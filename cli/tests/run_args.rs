@@ -57,8 +57,11 @@ fn bad_flags_are_clear_errors() {
             "cannot be combined",
         ),
         (&["--prefix", "1", "--", "true"], "must match"),
-        (&["--fallback-max-age", "3w", "--", "true"], "unknown unit"),
-        (&["--total-timeout", "0", "--", "true"], "positive number"),
+        (
+            &["--fallback-max-age", "3 fortnights", "--", "true"],
+            "is not a duration",
+        ),
+        (&["--total-timeout", "0", "--", "true"], "positive duration"),
     ] {
         let (code, err) = envseal_run(args);
         assert_eq!(code, 2, "{args:?}: {err}");

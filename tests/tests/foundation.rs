@@ -22,12 +22,12 @@ fn setup(server: &Server) {
 }
 
 fn set(server: &Server, env: &str, name: &str, value: &[u8]) {
-    ok(
-        server
-            .cli()
-            .args(["secrets", "set", "-p", "dify", "-e", env, name, "--raw"]),
-        value,
-    );
+    let mut cmd = server.cli();
+    cmd.args(["secrets", "set", "-p", "dify", "-e", env, name, "--raw"]);
+    if value.is_empty() {
+        cmd.arg("--allow-empty");
+    }
+    ok(&mut cmd, value);
 }
 
 #[test]

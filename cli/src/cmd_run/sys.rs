@@ -83,41 +83,6 @@ pub(crate) fn die_by(sig: i32) {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::os::unix::process::CommandExt as _;
-
-    #[test]
-    fn realtime_range_is_the_applications_part() {
-        let range = realtime_signals();
-        assert!(*range.start() >= 32 && range.start() < range.end());
-        assert!(nix::sys::signal::Signal::try_from(*range.start()).is_err());
-    }
-
-    #[test]
-    #[allow(clippy::zombie_processes)] // reaped by `reap_one`, the code under test
-    fn reap_one_reports_a_realtime_death() {
-        let rt = libc::SIGRTMIN() + 1;
-        let child = std::process::Command::new("sleep")
-            .arg("30")
-            .process_group(0)
-            .spawn()
-            .unwrap();
-        let pid = Pid::from_raw(i32::try_from(child.id()).unwrap());
-        killpg(pid, rt).unwrap();
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        loop {
-            if let Some((p, ended)) = reap_one(Some(pid)).expect("waitpid") {
-                assert_eq!((p, ended), (pid, Ended::Signal(rt)));
-                break;
-            }
-            assert!(std::time::Instant::now() < deadline, "child not reaped");
-            std::thread::sleep(std::time::Duration::from_millis(5));
-        }
-    }
-}
-
 /// Signal dispositions the launcher inherited: the ignored signals and the blocked
 /// mask, recorded before it installs any handler.
 struct Inherited {
@@ -179,5 +144,40 @@ pub(crate) fn restore_inherited(cmd: &mut std::process::Command) {
             }
             Ok(())
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::process::CommandExt as _;
+
+    #[test]
+    fn realtime_range_is_the_applications_part() {
+        let range = realtime_signals();
+        assert!(*range.start() >= 32 && range.start() < range.end());
+        assert!(nix::sys::signal::Signal::try_from(*range.start()).is_err());
+    }
+
+    #[test]
+    #[allow(clippy::zombie_processes)] // reaped by `reap_one`, the code under test
+    fn reap_one_reports_a_realtime_death() {
+        let rt = libc::SIGRTMIN() + 1;
+        let child = std::process::Command::new("sleep")
+            .arg("30")
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let pid = Pid::from_raw(i32::try_from(child.id()).unwrap());
+        killpg(pid, rt).unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            if let Some((p, ended)) = reap_one(Some(pid)).expect("waitpid") {
+                assert_eq!((p, ended), (pid, Ended::Signal(rt)));
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "child not reaped");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
     }
 }

@@ -183,7 +183,7 @@ fn peer_closed(sock: &TcpStream) -> bool {
         return true;
     }
     let mut byte = [0u8; 1];
-    let closed = match (&*sock).peek(&mut byte) {
+    let closed = match sock.peek(&mut byte) {
         Ok(0) => true,
         Ok(_) => false,
         Err(e) => e.kind() != std::io::ErrorKind::WouldBlock,
