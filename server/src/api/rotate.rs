@@ -25,6 +25,7 @@ const DEFAULT_GRACE_SECONDS: i64 = 3600;
 pub(super) struct RotateToken {
     /// How long the old token stays valid (seconds; 0: it ends now).
     #[serde(default)]
+    #[schema(minimum = 0, maximum = 2592000)]
     grace_seconds: Option<i64>,
 }
 

@@ -287,7 +287,7 @@ pub(super) struct StepReport {
     /// The runner.
     pub(super) rotation_id: String,
     /// `set` or `test`.
-    #[schema(value_type = String)]
+    #[schema(value_type = String, pattern = "^(set|test)$")]
     pub(super) step: Step,
     /// `true` when it worked.
     pub(super) ok: bool,
